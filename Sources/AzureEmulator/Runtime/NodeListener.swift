@@ -1,0 +1,80 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import TDS
+import TDSNIO
+
+/// One emulated node's TCP endpoint. Killing a node closes its listener and every session
+/// on it, as a crashed replica would; restoring binds the same port again.
+final class NodeListener: Sendable {
+    let env: NodeEnvironment
+    let group: any EventLoopGroup
+    let tls: TDSServerTLS?
+    private let state = Mutex<(listeners: [any Channel], sessions: [ObjectIdentifier: any Channel])>(([], [:]))
+
+    init(env: NodeEnvironment, group: any EventLoopGroup, tls: TDSServerTLS?) {
+        self.env = env
+        self.group = group
+        self.tls = tls
+    }
+
+    /// Binds the configured address (and ::1 too when the TLS name is localhost, because
+    /// drivers may resolve localhost to either).
+    func start() async throws {
+        let host = env.deployment.config.host
+        var hosts = [host]
+        if env.tlsHost == "localhost" && host == "127.0.0.1" { hosts.append("::1") }
+        var bound: [any Channel] = []
+        for (i, h) in hosts.enumerated() {
+            do {
+                bound.append(try await bootstrap().bind(host: h, port: env.node.port).get())
+            } catch where i > 0 {
+                continue   // no IPv6 loopback on this machine: IPv4 is enough
+            }
+        }
+        state.withLock { $0.listeners = bound }
+    }
+
+    func stop() async {
+        let (listeners, sessions) = state.withLock { s in
+            defer { s = ([], [:]) }
+            return (s.listeners, Array(s.sessions.values))
+        }
+        for c in listeners { try? await c.close() }
+        for c in sessions { try? await c.close() }
+    }
+
+    /// Closes every session (Azure drops connections on failover) but keeps listening.
+    func dropSessions() {
+        let sessions = state.withLock { Array($0.sessions.values) }
+        for c in sessions { c.close(promise: nil) }
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try self.initialize(channel) }
+            }
+    }
+
+    private func initialize(_ channel: any Channel) throws {
+        if env.deployment.takeRefusal(node: env.node.name) || !env.deployment.isAlive(node: env.node.name) {
+            channel.close(promise: nil)
+            return
+        }
+        let id = ObjectIdentifier(channel)
+        state.withLock { $0.sessions[id] = channel }
+        let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        let session = NodeSession(env: env, spid: env.deployment.nextSPID(), clientAddress: peer)
+        let handler = NodeChannelHandler(session: session) { [weak self] in
+            self?.state.withLock { _ = $0.sessions.removeValue(forKey: id) }
+        }
+        let ops = channel.pipeline.syncOperations
+        try ops.addHandler(TDSServerTransportHandler(tls: env.node.encryption == .notSupported && !env.node.strict ? nil : tls))
+        try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 4 * 1024 * 1024))
+        try ops.addHandler(handler)
+    }
+}

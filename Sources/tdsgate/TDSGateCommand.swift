@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct TDSGateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tdsgate",
+        abstract: "An Azure SQL-aware TDS proxy, with an emulated Azure SQL deployment for tests and demos.",
+        subcommands: [DemoCommand.self, EmulateCommand.self]
+    )
+}
