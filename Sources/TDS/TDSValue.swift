@@ -26,6 +26,48 @@ public enum TDSValue: Hashable, Sendable {
     case guid([UInt8])
 
     public var isNull: Bool { self == .null }
+
+    /// Floats compare by bit pattern: a codec cares about the wire value, and NaN must equal itself.
+    public static func == (lhs: TDSValue, rhs: TDSValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case let (.int(a), .int(b)): return a == b
+        case let (.bit(a), .bit(b)): return a == b
+        case let (.float(a), .float(b)): return a.bitPattern == b.bitPattern
+        case let (.string(a), .string(b)): return a == b
+        case let (.bytes(a), .bytes(b)): return a == b
+        case let (.decimal(a), .decimal(b)): return a == b
+        case let (.money(a), .money(b)): return a == b
+        case let (.datetime(d1, f1), .datetime(d2, f2)): return d1 == d2 && f1 == f2
+        case let (.smallDateTime(d1, m1), .smallDateTime(d2, m2)): return d1 == d2 && m1 == m2
+        case let (.date(a), .date(b)): return a == b
+        case let (.time(a), .time(b)): return a == b
+        case let (.datetime2(d1, t1), .datetime2(d2, t2)): return d1 == d2 && t1 == t2
+        case let (.datetimeoffset(d1, t1, o1), .datetimeoffset(d2, t2, o2)): return d1 == d2 && t1 == t2 && o1 == o2
+        case let (.guid(a), .guid(b)): return a == b
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .int(let v): hasher.combine(1); hasher.combine(v)
+        case .bit(let v): hasher.combine(2); hasher.combine(v)
+        case .float(let v): hasher.combine(3); hasher.combine(v.bitPattern)
+        case .string(let v): hasher.combine(4); hasher.combine(v)
+        case .bytes(let v): hasher.combine(5); hasher.combine(v)
+        case .decimal(let v): hasher.combine(6); hasher.combine(v)
+        case .money(let v): hasher.combine(7); hasher.combine(v)
+        case let .datetime(d, f): hasher.combine(8); hasher.combine(d); hasher.combine(f)
+        case let .smallDateTime(d, m): hasher.combine(9); hasher.combine(d); hasher.combine(m)
+        case .date(let v): hasher.combine(10); hasher.combine(v)
+        case .time(let v): hasher.combine(11); hasher.combine(v)
+        case let .datetime2(d, t): hasher.combine(12); hasher.combine(d); hasher.combine(t)
+        case let .datetimeoffset(d, t, o): hasher.combine(13); hasher.combine(d); hasher.combine(t); hasher.combine(o)
+        case .guid(let v): hasher.combine(14); hasher.combine(v)
+        }
+    }
 }
 
 /// Sign and magnitude of a DECIMAL/NUMERIC; the scale lives in the type.

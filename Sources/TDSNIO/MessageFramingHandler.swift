@@ -4,7 +4,7 @@ import TDS
 /// Turns the byte stream above the transport into whole TDS messages, and whole messages
 /// (already split into packets by the writer) back into bytes. It accepts plaintext both as
 /// reads and as `TDSTransportEvent.bypass` events, which is how login-only TLS hands over.
-public final class TDSMessageFramingHandler: ChannelInboundHandler {
+public final class TDSMessageFramingHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = TDSMessage
 
@@ -33,6 +33,15 @@ public final class TDSMessageFramingHandler: ChannelInboundHandler {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// When the relay takes over, bytes not yet framed go on to it unchanged.
+    public func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let rest = cumulation, rest.readableBytes > 0 {
+            cumulation = nil
+            context.fireChannelRead(NIOAny(rest))
+        }
+        context.leavePipeline(removalToken: removalToken)
     }
 
     private func append(_ bytes: inout ByteBuffer) {

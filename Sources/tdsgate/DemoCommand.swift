@@ -1,10 +1,15 @@
 import ArgumentParser
 import AzureEmulator
+import Foundation
+import Gateway
+import Identity
+import Logging
+import NIOCore
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Start the embedded emulated Azure SQL deployment and print connection strings."
+        abstract: "Start the embedded emulated Azure SQL deployment with tdsgate in front of it, and print connection strings."
     )
 
     @Option(help: "Write endpoints, logins and the CA file as JSON here (documented in the README).")
@@ -13,13 +18,72 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Use consecutive ports from here (default: free ports).")
     var basePort: Int?
 
-    @Option(help: "Folder for the generated CA and certificates (default: a temporary folder).")
+    @Option(help: "Folder for the generated CA, certificates and the proxy's demo config (default: a temporary folder).")
     var stateDir: String?
+
+    /// Demo-only SQL logins held by the proxy (their hashes go into the rendered config).
+    static let proxyLogins: [(user: String, password: String, write: Bool)] = [
+        ("app-user", "AppUser-Passw0rd!", true),
+        ("report-user", "Report-Passw0rd!", false),
+    ]
 
     func run() async throws {
         let cfg = try EmulatorConfig.load(yaml: DemoDeployment.yaml)
-        try await EmulatorHost.run(config: cfg, basePort: basePort, portsFile: portsFile, stateDirectory: stateDir) { rt in
+        let base = basePort
+        try await EmulatorHost.run(config: cfg, basePort: base, portsFile: portsFile, stateDirectory: stateDir, banner: { rt in
             Banner.emulator(rt)
-        }
+        }, extra: { rt, group, dir in
+            try await Self.startProxy(runtime: rt, group: group, stateDirectory: dir, basePort: base)
+        })
+    }
+
+    static func startProxy(runtime rt: AzureEmulatorRuntime, group: any EventLoopGroup, stateDirectory dir: URL, basePort: Int?)
+        async throws -> (ports: [String: Any], banner: String, stop: @Sendable () async -> Void)
+    {
+        let leaf = try rt.pki.issueServerCertificate(hosts: ["localhost", "127.0.0.1", "::1"], validityDays: 30)
+        try leaf.certificatePEM.write(to: dir.appendingPathComponent("proxy.pem"), atomically: true, encoding: .utf8)
+        try leaf.privateKeyPEM.write(to: dir.appendingPathComponent("proxy-key.pem"), atomically: true, encoding: .utf8)
+        let proxyPort = try basePort.map { $0 + 100 } ?? FreePorts.take(1)[0]
+        let d = rt.portsDescription()
+        let nodes = d["nodes"] as? [[String: Any]] ?? []
+        let gateway = nodes.first { ($0["name"] as? String) == "east-gateway" }?["port"] as? Int ?? 0
+        var values = [
+            "PROXY_PORT": String(proxyPort), "STATE_DIR": dir.path, "TENANT_ID": rt.config.tenant.id,
+            "JWKS_URL": d["jwks_url"] as? String ?? "", "IMDS_URL": d["imds_url"] as? String ?? "",
+            "EAST_GATEWAY_PORT": String(gateway),
+        ]
+        // 100k iterations keeps demo start-up quick; `tdsgate hash-password` defaults higher.
+        values["APP_USER_HASH"] = PasswordHash.make(password: proxyLogins[0].password, iterations: 100_000)
+        values["REPORT_USER_HASH"] = PasswordHash.make(password: proxyLogins[1].password, iterations: 100_000)
+        let configPath = dir.appendingPathComponent("tdsgate-demo.yaml").path
+        try DemoProxyConfig.render(values).write(toFile: configPath, atomically: true, encoding: .utf8)
+        let config = try GatewayConfig.load(path: configPath)
+        let server = try GatewayServer(config: config, group: group, logger: Logger(label: "tdsgate.proxy"))
+        try await server.start()
+
+        let proxyIdentity = rt.config.tenant.identities.first { $0.kind == .systemAssigned }
+        let backendName = proxyIdentity?.sqlPrincipalName(tenantID: rt.config.tenant.id) ?? "?"
+        let ci = rt.config.tenant.identities.first { $0.name == "ci-deployer" }
+        let ports: [String: Any] = [
+            "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": NSNull(), "config_file": configPath],
+            "proxy_logins": proxyLogins.map { l -> [String: Any] in
+                ["user": l.user, "password": l.password, "database": "appdb", "backend_identity": backendName, "write": l.write]
+            },
+            "client_token_url": d["token_url"] as? String ?? "",
+            "client_token_request": [
+                "grant_type": "client_credentials", "client_id": ci?.clientID ?? "", "client_secret": ci?.secret ?? "",
+                "scope": "https://database.windows.net/.default",
+            ],
+        ]
+        let banner = """
+
+        tdsgate proxy: localhost,\(proxyPort)  (backend identity \(backendName); config \(configPath))
+          ODBC 18 / mssql-python:
+            Server=tcp:localhost,\(proxyPort);Database=appdb;UID=app-user;PWD=\(proxyLogins[0].password);Encrypt=yes   (SSL_CERT_FILE=\(dir.path)/ca.pem)
+          pytds:
+            pytds.connect(server='localhost', port=\(proxyPort), database='appdb', user='app-user', password='\(proxyLogins[0].password)', cafile='\(dir.path)/ca.pem')
+          Entra token clients: get a token from \(d["token_url"] as? String ?? "") (client_credentials, client_id \(ci?.clientID ?? "?")) and pass it as an access token.
+        """
+        return (ports, banner, { await server.stop() })
     }
 }

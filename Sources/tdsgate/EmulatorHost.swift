@@ -6,7 +6,11 @@ import NIOPosix
 
 /// Starts an emulated deployment and keeps it running until SIGINT/SIGTERM.
 enum EmulatorHost {
-    static func run(config: EmulatorConfig, basePort: Int?, portsFile: String?, stateDirectory: String?, banner: (AzureEmulatorRuntime) -> String) async throws {
+    /// `extra` runs once the emulator is up (the demo starts the proxy there); what it
+    /// returns is merged into the ports file and printed after the emulator's banner.
+    static func run(config: EmulatorConfig, basePort: Int?, portsFile: String?, stateDirectory: String?,
+                    banner: (AzureEmulatorRuntime) -> String,
+                    extra: ((AzureEmulatorRuntime, any EventLoopGroup, URL) async throws -> (ports: [String: Any], banner: String, stop: @Sendable () async -> Void))? = nil) async throws {
         var config = config
         try config.resolvePorts(base: basePort)
         LoggingSystem.bootstrap { label in
@@ -19,17 +23,27 @@ enum EmulatorHost {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let runtime = try AzureEmulatorRuntime(config: config, group: group, stateDirectory: dir, logger: logger)
         try await runtime.start()
+        var description = runtime.portsDescription()
+        var text = banner(runtime)
+        var stopExtra: (@Sendable () async -> Void)?
+        if let extra {
+            let added = try await extra(runtime, group, dir)
+            description.merge(added.ports) { _, new in new }
+            text += "\n" + added.banner
+            stopExtra = added.stop
+        }
         if let portsFile {
-            let data = try JSONSerialization.data(withJSONObject: runtime.portsDescription(), options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: description, options: [.prettyPrinted, .sortedKeys])
             // Written to a temporary name and renamed, so readers never see half a file.
             let tmp = portsFile + ".tmp"
             try data.write(to: URL(fileURLWithPath: tmp))
             _ = rename(tmp, portsFile)
         }
-        print(banner(runtime))
+        print(text)
         fflush(nil)
         await waitForTermination()
         logger.info("shutting down")
+        if let stopExtra { await stopExtra() }
         await runtime.stop()
         try await group.shutdownGracefully()
     }

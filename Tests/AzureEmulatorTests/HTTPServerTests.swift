@@ -71,11 +71,12 @@ struct HTTPServerTests {
                     RawHTTPRequest("GET", "/hello/alice?q=%2F"),
                     RawHTTPRequest("GET", "/unknown/path"),
                     .form("/echo", [("a", "x y&z")]),
+                    RawHTTPRequest("HEAD", "/hello/bob"),
                     RawHTTPRequest("GET", "/files/a/b.txt"),
                 ],
                 port: port
             )
-            #expect(responses.count == 4)
+            #expect(responses.count == 5)
             #expect(responses[0].status == 200)
             #expect(try responses[0].json() == ["hello": "alice", "q": "/"])
             #expect(responses[0].header("Content-Type") == "application/json; charset=utf-8")
@@ -84,8 +85,11 @@ struct HTTPServerTests {
             #expect(try responses[1].json()["error"] == "not_found")
             #expect(responses[2].status == 200)
             #expect(try responses[2].json() == ["length": 11, "form": "x y&z"])
-            #expect(responses[3].bodyString == "a/b.txt")
-            #expect(responses[3].header("Connection") == "close")
+            #expect(responses[3].status == 200)
+            #expect(responses[3].body.isEmpty)
+            #expect(responses[3].header("Content-Length") == String(#"{"hello":"bob","q":""}"#.utf8.count))
+            #expect(responses[4].bodyString == "a/b.txt")
+            #expect(responses[4].header("Connection") == "close")
         }
     }
 

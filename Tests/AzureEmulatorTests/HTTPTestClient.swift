@@ -78,7 +78,7 @@ enum RawHTTPClient {
             wire += Array(text.utf8) + request.body
         }
         let raw = try await self.exchange(wire, port: port, host: host, tls: tls, serverHostname: serverHostname)
-        return try self.parse(raw)
+        return try self.parse(raw, methods: requests.map(\.method))
     }
 
     static func send(
@@ -145,7 +145,8 @@ enum RawHTTPClient {
         return try await promise.futureResult.get()
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> [RawHTTPResponse] {
+    /// Parses consecutive responses; `methods[i]` is the method of the i-th request (HEAD replies have no body).
+    static func parse(_ bytes: [UInt8], methods: [String] = []) throws -> [RawHTTPResponse] {
         var responses: [RawHTTPResponse] = []
         var index = 0
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
@@ -166,8 +167,10 @@ enum RawHTTPClient {
                     value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
                 )
             }
+            let isHead = responses.count < methods.count && methods[responses.count] == "HEAD"
             let length =
-                headers.first(where: { $0.name.lowercased() == "content-length" }).flatMap { Int($0.value) } ?? 0
+                isHead
+                ? 0 : headers.first(where: { $0.name.lowercased() == "content-length" }).flatMap { Int($0.value) } ?? 0
             let bodyStart = end + separator.count
             guard bodyStart + length <= bytes.count else {
                 throw RawHTTPClientError.malformedResponse("truncated body")

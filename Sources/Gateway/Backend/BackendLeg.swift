@@ -1,0 +1,185 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+import TDS
+import TDSNIO
+
+/// Where a backend login goes.
+struct BackendTarget: Sendable, CustomStringConvertible {
+    var host: String
+    var port: Int
+    var tlsName: String
+    var caFile: String?
+    var strict: Bool
+    var connectTimeout: TimeAmount
+
+    var description: String { "\(host):\(port)" }
+}
+
+/// Why a backend step failed, in words for the client's error message and the log.
+struct BackendError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Hands inbound TDS messages to whoever awaits the next one during the login exchange.
+final class BackendMessageHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = TDSMessage
+    private var queue: [TDSMessage] = []
+    private var waiter: EventLoopPromise<TDSMessage>?
+    private var failure: (any Error)?
+
+    func next(on loop: any EventLoop) -> EventLoopFuture<TDSMessage> {
+        loop.assertInEventLoop()
+        if !queue.isEmpty { return loop.makeSucceededFuture(queue.removeFirst()) }
+        if let failure { return loop.makeFailedFuture(failure) }
+        let p = loop.makePromise(of: TDSMessage.self)
+        waiter = p
+        return p.futureResult
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let m = unwrapInboundIn(data)
+        if let w = waiter {
+            waiter = nil
+            w.succeed(m)
+        } else {
+            queue.append(m)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(BackendError(description: "the server closed the connection"))
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: any Error) {
+        if failure == nil { failure = error }
+        if let w = waiter {
+            waiter = nil
+            w.fail(error)
+        }
+    }
+}
+
+/// One connection from tdsgate to an Azure SQL endpoint, up to the end of its login.
+/// It lives on the client channel's event loop so the relay never crosses threads.
+final class BackendLeg: @unchecked Sendable {
+    let channel: any Channel
+    let target: BackendTarget
+    private let transport: TDSClientTransportHandler
+    private let messages: BackendMessageHandler
+    private let framing: TDSMessageFramingHandler
+    private(set) var serverPrelogin: PreloginMessage?
+
+    private init(channel: any Channel, target: BackendTarget, transport: TDSClientTransportHandler,
+                 messages: BackendMessageHandler, framing: TDSMessageFramingHandler) {
+        self.channel = channel
+        self.target = target
+        self.transport = transport
+        self.messages = messages
+        self.framing = framing
+    }
+
+    /// Connects and, in strict mode, completes TLS before any TDS byte.
+    static func connect(_ target: BackendTarget, on loop: any EventLoop, tls: BackendTLSContexts) async throws -> BackendLeg {
+        let transport = TDSClientTransportHandler()
+        let messages = BackendMessageHandler()
+        let framing = TDSMessageFramingHandler(maxMessageSize: 64 * 1024 * 1024)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(target.connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { ch in
+                    ch.eventLoop.makeCompletedFuture {
+                        try ch.pipeline.syncOperations.addHandlers([transport, framing, messages])
+                    }
+                }
+                .connect(host: target.host, port: target.port).get()
+        } catch {
+            throw BackendError(description: "cannot connect to \(target): \(error)")
+        }
+        let leg = BackendLeg(channel: channel, target: target, transport: transport, messages: messages, framing: framing)
+        if target.strict {
+            do {
+                try await leg.startTLS(context: tls.context(caFile: target.caFile, strict: true), inPrelogin: false)
+            } catch {
+                channel.close(promise: nil)
+                throw error
+            }
+        }
+        return leg
+    }
+
+    func send(_ message: TDSMessage, packetSize: Int = 4096) async throws {
+        var out = channel.allocator.buffer(capacity: message.payload.readableBytes + 64)
+        message.writePackets(into: &out, packetSize: packetSize)
+        try await channel.writeAndFlush(out)
+    }
+
+    func receive() async throws -> TDSMessage {
+        let loop = channel.eventLoop
+        let messages = self.messages
+        return try await loop.flatSubmit { messages.next(on: loop) }.get()
+    }
+
+    /// PRELOGIN with FEDAUTHREQUIRED (tdsgate always logs in with a token), then TLS as
+    /// the server asks. tdsgate always asks for encryption: the backend leg is never plain.
+    func prelogin(clientTraceID: [UInt8]?) async throws -> PreloginMessage {
+        var request = PreloginMessage()
+        request.version = PreloginVersion(major: 16, minor: 0, build: 1000, subBuild: 0)
+        request.encryption = target.strict ? .notSupported : .on
+        request.instance = ""
+        request.threadID = 0
+        request.mars = false
+        if let clientTraceID { request.traceID = clientTraceID }
+        request.fedAuthRequired = 0x01
+        var payload = channel.allocator.buffer(capacity: 64)
+        request.write(into: &payload)
+        try await send(TDSMessage(type: .prelogin, payload: payload))
+        let reply = try await receive()
+        let response: PreloginMessage
+        do {
+            response = try PreloginMessage(parsing: reply.payload)
+        } catch {
+            throw BackendError(description: "\(target) sent a malformed PRELOGIN reply: \(error)")
+        }
+        serverPrelogin = response
+        return response
+    }
+
+    func startTLS(context: NIOSSLContext, inPrelogin: Bool) async throws {
+        let promise = channel.eventLoop.makePromise(of: String?.self)
+        let transport = self.transport
+        let tlsName = target.tlsName
+        try await channel.eventLoop.submit { [channel] in
+            let ssl = try NIOSSLClientHandler(context: context, serverHostname: tlsName)
+            if inPrelogin { transport.beginHandshakeInPrelogin() }
+            try channel.pipeline.syncOperations.addHandler(ssl, position: .after(transport))
+            try channel.pipeline.syncOperations.addHandler(TLSHandshakeObserver(completed: promise), position: .after(ssl))
+        }.get()
+        do {
+            let alpn = try await promise.futureResult.get()
+            if target.strict && alpn != "tds/8.0" {
+                throw BackendError(description: "\(target) did not negotiate ALPN tds/8.0 for strict mode")
+            }
+            transport.handshakeCompleted()
+        } catch let e as BackendError {
+            throw e
+        } catch {
+            throw BackendError(description: "TLS with \(target) (certificate name '\(tlsName)') failed: \(error)")
+        }
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+
+    /// Login-time handlers, which the relay replaces (see Relay.swift).
+    var loginHandlers: (framing: TDSMessageFramingHandler, messages: BackendMessageHandler) { (framing, messages) }
+}

@@ -1,0 +1,406 @@
+import Logging
+
+// The configuration as plain data. `GatewayConfig.load(path:)` / `parse(yaml:baseDirectory:)`
+// produce it from YAML (see Configs/tdsgate.yaml for every key); everything here is already
+// validated and has its defaults applied, and every file path is absolute.
+
+/// The whole tdsgate configuration.
+public struct GatewayConfig: Sendable, Hashable {
+    public var listeners: [ListenerConfig]
+    public var clusters: [ClusterConfig]
+    public var backendIdentities: [BackendIdentityConfig]
+    /// `logins` of the file with the entries of `logins_file` appended.
+    public var logins: [LoginConfig]
+    /// Absolute path of `logins_file`, when given (to reload or watch it).
+    public var loginsFile: String?
+    /// Rules in file order; the first rule whose `match` holds decides.
+    public var policy: [PolicyRuleConfig]
+    public var throttle: ThrottleConfig
+    public var admin: AdminConfig?
+    public var shutdownGraceSeconds: Int
+    /// One of `GatewayConfig.logLevels` (swift-log's level names).
+    public var logLevel: String
+    /// Absolute path of the file this came from (`nil` when parsed from a string).
+    public var sourcePath: String?
+
+    public static let defaultShutdownGraceSeconds = 30
+    public static let defaultLogLevel = "info"
+    public static let logLevels = Logger.Level.allCases.map(\.rawValue)
+
+    public init(
+        listeners: [ListenerConfig] = [],
+        clusters: [ClusterConfig] = [],
+        backendIdentities: [BackendIdentityConfig] = [],
+        logins: [LoginConfig] = [],
+        loginsFile: String? = nil,
+        policy: [PolicyRuleConfig] = [],
+        throttle: ThrottleConfig = ThrottleConfig(),
+        admin: AdminConfig? = nil,
+        shutdownGraceSeconds: Int = GatewayConfig.defaultShutdownGraceSeconds,
+        logLevel: String = GatewayConfig.defaultLogLevel,
+        sourcePath: String? = nil
+    ) {
+        self.listeners = listeners
+        self.clusters = clusters
+        self.backendIdentities = backendIdentities
+        self.logins = logins
+        self.loginsFile = loginsFile
+        self.policy = policy
+        self.throttle = throttle
+        self.admin = admin
+        self.shutdownGraceSeconds = shutdownGraceSeconds
+        self.logLevel = logLevel
+        self.sourcePath = sourcePath
+    }
+
+    public func listener(named name: String) -> ListenerConfig? {
+        listeners.first { $0.name == name }
+    }
+
+    public func cluster(named name: String) -> ClusterConfig? {
+        clusters.first { $0.name == name }
+    }
+
+    public func backendIdentity(named name: String) -> BackendIdentityConfig? {
+        backendIdentities.first { $0.name == name }
+    }
+
+    /// SQL login names compare without regard to case, as SQL Server's default collation does.
+    public func login(named name: String) -> LoginConfig? {
+        let key = name.lowercased()
+        return logins.first { $0.name.lowercased() == key }
+    }
+
+    public func policyRule(named name: String) -> PolicyRuleConfig? {
+        policy.first { $0.name == name }
+    }
+
+    /// `logLevel` as a swift-log level.
+    public var loggerLevel: Logger.Level {
+        Logger.Level(rawValue: logLevel) ?? .info
+    }
+}
+
+/// How a client may protect its connection to a listener.
+public enum ClientEncryption: String, Sendable, Hashable, CaseIterable {
+    /// TDS 7.x: TLS negotiated in PRELOGIN, the whole connection encrypted.
+    case required
+    /// TDS 8.0: TLS first, before PRELOGIN.
+    case strict
+    /// TDS 7.x with ENCRYPT_OFF: only the LOGIN7 packet is encrypted.
+    case loginOnly = "login_only"
+    /// No TLS at all.
+    case plaintext
+
+    /// Whether the mode needs the listener's certificate.
+    public var needsTLS: Bool { self != .plaintext }
+}
+
+/// A socket tdsgate accepts clients on (HAProxy's frontend/bind).
+public struct ListenerConfig: Sendable, Hashable {
+    public var name: String
+    public var address: String
+    /// 0 = any free port.
+    public var port: Int
+    public var tls: TLSFilesConfig?
+    public var clientEncryption: Set<ClientEncryption>
+    /// Cluster for sessions on this listener unless a policy rule names another.
+    public var cluster: String?
+    public var entra: EntraListenerConfig?
+    /// Append ` [tdsgate:<principal>]` to the AppName the backend sees.
+    public var tagSessions: Bool
+
+    public static let defaultAddress = "127.0.0.1"
+    public static let defaultPort = 1433
+    public static let defaultClientEncryption: Set<ClientEncryption> = [.required, .strict]
+
+    public init(
+        name: String,
+        address: String = ListenerConfig.defaultAddress,
+        port: Int = ListenerConfig.defaultPort,
+        tls: TLSFilesConfig? = nil,
+        clientEncryption: Set<ClientEncryption> = ListenerConfig.defaultClientEncryption,
+        cluster: String? = nil,
+        entra: EntraListenerConfig? = nil,
+        tagSessions: Bool = false
+    ) {
+        self.name = name
+        self.address = address
+        self.port = port
+        self.tls = tls
+        self.clientEncryption = clientEncryption
+        self.cluster = cluster
+        self.entra = entra
+        self.tagSessions = tagSessions
+    }
+}
+
+/// A PEM certificate chain and its private key (absolute paths).
+public struct TLSFilesConfig: Sendable, Hashable {
+    public var certificate: String
+    public var key: String
+
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
+}
+
+/// Acceptance of client Entra (Azure AD) access tokens on a listener.
+///
+/// When `tenant_id` is given, missing `issuers` and `jwks_url` default to that tenant's
+/// (`https://sts.windows.net/<tid>/`, `https://login.microsoftonline.com/<tid>/v2.0`;
+/// `https://login.microsoftonline.com/<tid>/discovery/v2.0/keys`).
+public struct EntraListenerConfig: Sendable, Hashable {
+    public var tenantID: String?
+    public var issuers: [String]
+    public var audiences: [String]
+    /// Exactly one of `jwksURL` and `jwksFile` is set.
+    public var jwksURL: String?
+    public var jwksFile: String?
+    public var clockSkewSeconds: Int
+
+    public static let defaultAudiences = ["https://database.windows.net/", "https://database.windows.net"]
+    public static let defaultClockSkewSeconds = 300
+
+    public init(
+        tenantID: String? = nil,
+        issuers: [String] = [],
+        audiences: [String] = EntraListenerConfig.defaultAudiences,
+        jwksURL: String? = nil,
+        jwksFile: String? = nil,
+        clockSkewSeconds: Int = EntraListenerConfig.defaultClockSkewSeconds
+    ) {
+        self.tenantID = tenantID
+        self.issuers = issuers
+        self.audiences = audiences
+        self.jwksURL = jwksURL
+        self.jwksFile = jwksFile
+        self.clockSkewSeconds = clockSkewSeconds
+    }
+
+    public static func defaultIssuers(tenantID: String) -> [String] {
+        ["https://sts.windows.net/\(tenantID)/", "https://login.microsoftonline.com/\(tenantID)/v2.0"]
+    }
+
+    public static func defaultJWKSURL(tenantID: String) -> String {
+        "https://login.microsoftonline.com/\(tenantID)/discovery/v2.0/keys"
+    }
+}
+
+/// A set of backend endpoints serving the same databases (HAProxy's backend).
+public struct ClusterConfig: Sendable, Hashable {
+    public var name: String
+    /// Databases sessions may use; empty = any.
+    public var databases: [String]
+    /// PEM roots for the backend certificates; `nil` = the system's roots.
+    public var caFile: String?
+    /// TDS 8.0 (TLS before PRELOGIN) to the backend.
+    public var strict: Bool
+    public var connectTimeoutMs: Int
+    public var loginTimeoutMs: Int
+    public var endpoints: [EndpointConfig]
+
+    public static let defaultConnectTimeoutMs = 5_000
+    public static let defaultLoginTimeoutMs = 15_000
+
+    public init(
+        name: String,
+        databases: [String] = [],
+        caFile: String? = nil,
+        strict: Bool = false,
+        connectTimeoutMs: Int = ClusterConfig.defaultConnectTimeoutMs,
+        loginTimeoutMs: Int = ClusterConfig.defaultLoginTimeoutMs,
+        endpoints: [EndpointConfig] = []
+    ) {
+        self.name = name
+        self.databases = databases
+        self.caFile = caFile
+        self.strict = strict
+        self.connectTimeoutMs = connectTimeoutMs
+        self.loginTimeoutMs = loginTimeoutMs
+        self.endpoints = endpoints
+    }
+
+    public func endpoint(named name: String) -> EndpointConfig? {
+        endpoints.first { $0.name == name }
+    }
+}
+
+/// What an endpoint is expected to be; `auto` leaves it to the prober.
+public enum EndpointRole: String, Sendable, Hashable, CaseIterable {
+    case primary, replica, auto
+}
+
+/// One backend server of a cluster (HAProxy's server).
+public struct EndpointConfig: Sendable, Hashable {
+    /// Unique in its cluster; defaults to `host` (or `host:port` when two endpoints share a host).
+    public var name: String
+    public var host: String
+    public var port: Int
+    /// Name expected in the backend certificate; defaults to `host`.
+    public var tlsName: String
+    public var role: EndpointRole
+
+    public static let defaultPort = 1433
+    public static let defaultRole = EndpointRole.auto
+
+    public init(name: String, host: String, port: Int = EndpointConfig.defaultPort, tlsName: String? = nil, role: EndpointRole = EndpointConfig.defaultRole) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.tlsName = tlsName ?? host
+        self.role = role
+    }
+}
+
+/// Where tdsgate gets the access token it logs in to the backend with.
+public struct BackendIdentityConfig: Sendable, Hashable {
+    public var name: String
+    /// One of `BackendIdentityConfig.kinds`.
+    public var kind: String
+    /// Override of the kind's well-known token URL (IMDS, App Service, Arc).
+    public var endpoint: String?
+    /// User-assigned identity selectors: at most one of the three.
+    public var clientID: String?
+    public var objectID: String?
+    public var resourceID: String?
+    public var tenantID: String?
+    public var authorityHost: String?
+    /// Given inline in the file (allowed; `clientSecretFile` is recommended).
+    public var clientSecret: String?
+    public var clientSecretFile: String?
+    public var certificateFile: String?
+    public var privateKeyFile: String?
+    public var tokenFile: String?
+    /// Resource (audience) the token is requested for.
+    public var resource: String
+
+    public static let kinds = ["imds", "app_service", "arc", "workload_identity", "service_principal", "static_file", "auto"]
+    public static let defaultResource = "https://database.windows.net/"
+
+    public init(
+        name: String,
+        kind: String,
+        endpoint: String? = nil,
+        clientID: String? = nil,
+        objectID: String? = nil,
+        resourceID: String? = nil,
+        tenantID: String? = nil,
+        authorityHost: String? = nil,
+        clientSecret: String? = nil,
+        clientSecretFile: String? = nil,
+        certificateFile: String? = nil,
+        privateKeyFile: String? = nil,
+        tokenFile: String? = nil,
+        resource: String = BackendIdentityConfig.defaultResource
+    ) {
+        self.name = name
+        self.kind = kind
+        self.endpoint = endpoint
+        self.clientID = clientID
+        self.objectID = objectID
+        self.resourceID = resourceID
+        self.tenantID = tenantID
+        self.authorityHost = authorityHost
+        self.clientSecret = clientSecret
+        self.clientSecretFile = clientSecretFile
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.tokenFile = tokenFile
+        self.resource = resource
+    }
+}
+
+/// A SQL login held by tdsgate (clients log in with it; the backend never sees it).
+public struct LoginConfig: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    /// `pbkdf2-sha256$<iterations>$<salt base64>$<hash base64>`
+    public var passwordHash: String
+
+    public init(name: String, passwordHash: String) {
+        self.name = name
+        self.passwordHash = passwordHash
+    }
+
+    /// Leaves the hash out, so that logging a login does not leak it.
+    public var description: String { "LoginConfig(name: \(name))" }
+}
+
+/// Who (match) may reach what (clusters, databases, write) as which backend identity.
+public struct PolicyRuleConfig: Sendable, Hashable {
+    public var name: String
+    /// Claim → value; every entry must hold; empty = any principal.
+    /// Keys are `PolicyRuleConfig.matchKeys`.
+    public var match: [String: String]
+    /// Cluster names, or `*` for any.
+    public var clusters: [String]
+    /// Database names, or `*` for any.
+    public var databases: [String]
+    /// `false` = read-only sessions (ApplicationIntent=ReadOnly).
+    public var write: Bool
+    public var backendIdentity: String
+    /// Overrides the listener's `tag_sessions` when set.
+    public var tagAppName: Bool?
+
+    public static let matchKeys = ["login", "object_id", "group", "app_role", "upn", "app_id", "realm"]
+
+    public init(
+        name: String,
+        match: [String: String] = [:],
+        clusters: [String] = ["*"],
+        databases: [String] = ["*"],
+        write: Bool = false,
+        backendIdentity: String,
+        tagAppName: Bool? = nil
+    ) {
+        self.name = name
+        self.match = match
+        self.clusters = clusters
+        self.databases = databases
+        self.write = write
+        self.backendIdentity = backendIdentity
+        self.tagAppName = tagAppName
+    }
+
+    /// Whether `cluster` is among the rule's clusters (`*` = any).
+    public func allows(cluster: String) -> Bool {
+        clusters.contains("*") || clusters.contains(cluster)
+    }
+
+    /// Whether `database` is among the rule's databases (`*` = any; case-insensitive).
+    public func allows(database: String) -> Bool {
+        databases.contains("*") || databases.contains { $0.lowercased() == database.lowercased() }
+    }
+}
+
+/// Blocking of sources after repeated failed logins.
+public struct ThrottleConfig: Sendable, Hashable {
+    public var maxFailures: Int
+    public var windowSeconds: Int
+    public var blockSeconds: Int
+
+    public init(maxFailures: Int = 5, windowSeconds: Int = 60, blockSeconds: Int = 60) {
+        self.maxFailures = maxFailures
+        self.windowSeconds = windowSeconds
+        self.blockSeconds = blockSeconds
+    }
+}
+
+/// The admin HTTP API.
+public struct AdminConfig: Sendable, Hashable {
+    public var address: String
+    /// 0 = any free port.
+    public var port: Int
+    /// File holding the bearer token; required when `address` is not loopback.
+    public var bearerTokenFile: String?
+
+    public static let defaultAddress = "127.0.0.1"
+    public static let defaultPort = 9090
+
+    public init(address: String = AdminConfig.defaultAddress, port: Int = AdminConfig.defaultPort, bearerTokenFile: String? = nil) {
+        self.address = address
+        self.port = port
+        self.bearerTokenFile = bearerTokenFile
+    }
+}

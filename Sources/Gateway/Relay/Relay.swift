@@ -1,0 +1,31 @@
+import Logging
+import NIOCore
+import TDSNIO
+
+/// Replaces the login-time handlers of both legs with a linked pair of relay handlers.
+enum Relay {
+    static func start(client ctx: ChannelHandlerContext, clientSession: ClientSessionHandler, backend: BackendLeg,
+                      logger: Logger, sessionLabel: String) throws {
+        ctx.eventLoop.assertInEventLoop()
+        precondition(backend.channel.eventLoop === ctx.eventLoop, "both legs of a session share one event loop")
+        let ended: @Sendable (String) -> Void = { reason in
+            logger.info("session ended", metadata: ["session": "\(sessionLabel)", "reason": "\(reason)"])
+        }
+        let toBackend = RelayHandler(label: "client", onClose: ended)
+        let toClient = RelayHandler(label: "server", onClose: ended)
+        toBackend.peer = toClient
+        toClient.peer = toBackend
+
+        let clientOps = ctx.pipeline.syncOperations
+        let clientFraming = try clientOps.handler(type: TDSMessageFramingHandler.self)
+        clientOps.removeHandler(context: ctx, promise: nil)
+        try clientOps.addHandler(toBackend)
+        clientOps.removeHandler(clientFraming, promise: nil)
+
+        let backendOps = backend.channel.pipeline.syncOperations
+        let (framing, messages) = backend.loginHandlers
+        backendOps.removeHandler(messages, promise: nil)
+        try backendOps.addHandler(toClient)
+        backendOps.removeHandler(framing, promise: nil)
+    }
+}

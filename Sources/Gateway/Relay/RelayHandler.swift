@@ -1,0 +1,109 @@
+import NIOCore
+import TDS
+
+/// One direction's view of a relayed session. Both legs live on the same event loop, so a
+/// handler writes straight into its peer's context.
+final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let label: String
+    weak var peer: RelayHandler?
+    private var context: ChannelHandlerContext?
+    private var pending: ByteBuffer?
+    private var wroteSinceFlush = false
+    private let maxPacketSize = 32_768
+    private let onClose: @Sendable (String) -> Void
+    private(set) var bytesIn: Int = 0
+    private var closing = false
+
+    init(label: String, onClose: @escaping @Sendable (String) -> Void) {
+        self.label = label
+        self.onClose = onClose
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Moves whole TDS packets, one write each: over TLS every packet gets its own record,
+    /// which is what drivers expect. Partial packets wait for the rest.
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        bytesIn += bytes.readableBytes
+        if var p = pending {
+            p.writeBuffer(&bytes)
+            bytes = p
+            pending = nil
+        }
+        guard let peer, let peerContext = peer.context else {
+            context.close(promise: nil)
+            return
+        }
+        while bytes.readableBytes >= TDSPacketHeader.size {
+            guard let length = bytes.getInteger(at: bytes.readerIndex + 2, endianness: .big, as: UInt16.self),
+                  length >= 8, Int(length) <= maxPacketSize else {
+                // Not TDS any more: the session cannot continue.
+                closeBoth(reason: "\(label) sent bytes that are not a TDS packet")
+                return
+            }
+            guard bytes.readableBytes >= Int(length) else { break }
+            let packet = bytes.readSlice(length: Int(length))!
+            let isAttention = packet.getInteger(at: packet.readerIndex, as: UInt8.self) == TDSPacketType.attention.rawValue
+            peerContext.write(NIOAny(packet), promise: nil)
+            peer.wroteSinceFlush = true
+            if isAttention {
+                // Cancels go out at once, never behind a batch.
+                peerContext.flush()
+                peer.wroteSinceFlush = false
+            }
+        }
+        if bytes.readableBytes > 0 {
+            if bytes.readerIndex > 0 { bytes.discardReadBytes() }
+            pending = bytes
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let peer, peer.wroteSinceFlush, let pc = peer.context {
+            peer.wroteSinceFlush = false
+            pc.flush()
+        }
+    }
+
+    /// When this side cannot take more, stop reading the other side (and resume later), so a
+    /// slow reader never makes tdsgate buffer without bound.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard let peerContext = peer?.context else { return }
+        let writable = context.channel.isWritable
+        peerContext.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
+        if writable { peerContext.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeBoth(reason: "\(label) closed the connection")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closeBoth(reason: "\(label) failed: \(error)")
+    }
+
+    private func closeBoth(reason: String) {
+        guard !closing else { return }
+        closing = true
+        peer?.closing = true
+        onClose(reason)
+        if let pc = peer?.context {
+            pc.flush()
+            pc.close(promise: nil)
+        }
+        context?.close(promise: nil)
+    }
+}

@@ -1,0 +1,73 @@
+import AsyncHTTPClient
+import Foundation
+import Identity
+import Logging
+
+/// Everything sessions share: who may log in, what policy says, where tokens come from.
+/// Built from a checked `GatewayConfig`.
+final class GatewayContext: Sendable {
+    let config: GatewayConfig
+    let logins: SQLLoginStore
+    let policy: Policy
+    let tokens: TokenCache
+    let throttle: LoginThrottle
+    let entraValidators: [String: EntraTokenValidator]
+    let backendTLS = BackendTLSContexts()
+    let logger: Logger
+
+    init(config: GatewayConfig, httpClient: HTTPClient, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        self.logins = try SQLLoginStore(hashes: Dictionary(config.logins.map { ($0.name, $0.passwordHash) }, uniquingKeysWith: { a, _ in a }))
+        self.policy = Policy(rules: config.policy.map(Self.rule))
+        self.throttle = LoginThrottle(maxFailures: config.throttle.maxFailures,
+                                      window: TimeInterval(config.throttle.windowSeconds),
+                                      blockFor: TimeInterval(config.throttle.blockSeconds))
+        var providers: [String: any AccessTokenProvider] = [:]
+        for identity in config.backendIdentities {
+            providers[identity.name] = try TokenProviders.make(Self.spec(identity), httpClient: httpClient)
+        }
+        self.tokens = TokenCache(providers: providers)
+        var validators: [String: EntraTokenValidator] = [:]
+        for l in config.listeners {
+            guard let e = l.entra else { continue }
+            validators[l.name] = EntraTokenValidator(
+                settings: EntraValidationSettings(tenantID: e.tenantID, issuers: e.issuers, audiences: e.audiences,
+                                                  jwksURL: e.jwksURL, jwksFile: e.jwksFile, clockSkew: TimeInterval(e.clockSkewSeconds)),
+                httpClient: httpClient)
+        }
+        self.entraValidators = validators
+    }
+
+    func cluster(for listener: ListenerConfig) -> ClusterConfig? {
+        if let name = listener.cluster { return config.clusters.first { $0.name == name } }
+        return config.clusters.count == 1 ? config.clusters.first : nil
+    }
+
+    static func spec(_ c: BackendIdentityConfig) -> BackendIdentitySpec {
+        BackendIdentitySpec(name: c.name, kind: BackendIdentityKind(rawValue: c.kind) ?? .auto, endpoint: c.endpoint,
+                            clientID: c.clientID, objectID: c.objectID, resourceID: c.resourceID, tenantID: c.tenantID,
+                            authorityHost: c.authorityHost, clientSecret: c.clientSecret, clientSecretFile: c.clientSecretFile,
+                            certificateFile: c.certificateFile, privateKeyFile: c.privateKeyFile, tokenFile: c.tokenFile,
+                            resource: c.resource)
+    }
+
+    static func rule(_ c: PolicyRuleConfig) -> PolicyRule {
+        var match: [PolicyMatch] = []
+        for (k, v) in c.match.sorted(by: { $0.key < $1.key }) {
+            switch k {
+            case "login": match.append(.login(v))
+            case "object_id": match.append(.objectID(v))
+            case "group": match.append(.group(v))
+            case "app_role": match.append(.appRole(v))
+            case "upn": match.append(.upn(v))
+            case "app_id": match.append(.appID(v))
+            case "realm": match.append(.realm(v))
+            default: break
+            }
+        }
+        if match.isEmpty { match = [.any] }
+        return PolicyRule(name: c.name, match: match, clusters: c.clusters, databases: c.databases, write: c.write,
+                          backendIdentity: c.backendIdentity, tagAppName: c.tagAppName ?? false)
+    }
+}

@@ -1,0 +1,69 @@
+import NIOCore
+import TDS
+
+/// What tdsgate needs to know of Azure SQL's answer to its LOGIN7, and the answer to pass on.
+struct BackendLoginReply {
+    var loggedIn = false
+    var errors: [ServerMessage] = []
+    var routing: (host: String, port: Int)?
+    var packetSize: Int?
+    var database: String?
+    var fedAuthInfo: FedAuthInfo?
+
+    /// Error numbers Azure SQL and drivers treat as transient at login (field guide section 7).
+    static let transientErrors: Set<Int32> = [4060, 4221, 10928, 10929, 40197, 40501, 40613, 42108, 42109,
+                                               49918, 49919, 49920, 40143, 40540, 40020, 40166, 3961, 1219, 3947]
+
+    var isTransientFailure: Bool {
+        !loggedIn && errors.contains { Self.transientErrors.contains($0.number) }
+    }
+
+    init(parsing payload: ByteBuffer) throws {
+        var buffer = payload
+        var scanner = TDSTokenScanner()
+        for summary in try scanner.scan(&buffer) {
+            switch summary.token {
+            case .loginAck?: loggedIn = true
+            case .error(let m)?: errors.append(m)
+            case .envChange(.routing(_, let port, let server))?: routing = (server, Int(port))
+            case .envChange(.enhancedRouting(_, let port, let server, _))?: routing = (server, Int(port))
+            case .envChange(.packetSize(let new, _))?: packetSize = Int(new)
+            case .envChange(.database(let new, _))?: database = new
+            case .fedAuthInfo(let info)?: fedAuthInfo = info
+            default: break
+            }
+        }
+    }
+}
+
+/// Rewrites the login reply for the client: the routing ENVCHANGE goes (tdsgate followed it
+/// itself), and the FEDAUTH acknowledgement goes when the client did not ask for FEDAUTH
+/// (it logged in with a SQL login, and a driver may reject an ack it did not request).
+/// Every other token is copied byte for byte.
+func clientLoginReply(_ payload: ByteBuffer, clientFeatures: Set<UInt8>, clientSentFeatureExt: Bool) throws -> ByteBuffer {
+    var input = payload
+    var probe = payload
+    var scanner = TDSTokenScanner()
+    let summaries = try scanner.scan(&probe)
+    var out = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
+    for summary in summaries {
+        var raw = input.readSlice(length: summary.length)!
+        switch summary.token {
+        case .envChange(.routing)?, .envChange(.enhancedRouting)?:
+            continue
+        case .featureExtAck(let acks)?:
+            guard clientSentFeatureExt else { continue }
+            let kept = acks.filter { clientFeatures.contains($0.id) }
+            if kept.count == acks.count {
+                out.writeBuffer(&raw)
+            } else {
+                TDSToken.featureExtAck(kept).write(into: &out)
+            }
+        default:
+            out.writeBuffer(&raw)
+        }
+    }
+    // Anything the scanner could not read as a whole token is passed on unchanged.
+    out.writeBuffer(&input)
+    return out
+}

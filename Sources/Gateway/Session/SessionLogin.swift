@@ -1,0 +1,201 @@
+import Foundation
+import Identity
+import Logging
+import NIOCore
+import TDS
+
+/// A completed login: the backend connection ready for the relay and the reply for the client.
+struct SessionLoginResult {
+    var backend: BackendLeg
+    var clientReply: ByteBuffer
+    var principal: Principal
+    var cluster: String
+    var database: String
+    var hops: Int
+    var retries: Int
+}
+
+/// The login of one client session, from its LOGIN7 to a logged-in backend connection:
+/// who is this, what may they reach, which token, which endpoint, and Azure's redirects
+/// and transient errors handled before the client sees any reply.
+struct SessionLogin {
+    let context: GatewayContext
+    let listener: ListenerConfig
+    let clientAddress: String
+    let eventLoop: any EventLoop
+
+    static let maxRedirects = 10
+    static let maxTransientRetries = 4
+
+    func run(_ login: Login7) async throws(LoginRefusal) -> SessionLoginResult {
+        let started = ContinuousClock.now
+        if context.throttle.isBlocked(clientAddress) {
+            throw LoginRefusal(message: "Login failed: too many failed logins from \(clientAddress); try again later.")
+        }
+        let principal = try await authenticate(login)
+        guard let cluster = context.cluster(for: listener) else {
+            throw LoginRefusal(message: "Login failed: listener '\(listener.name)' has no cluster to send sessions to.")
+        }
+        let database = login.database.isEmpty ? (cluster.databases.first ?? "") : login.database
+        if !cluster.databases.isEmpty, !cluster.databases.contains(where: { $0.lowercased() == database.lowercased() }) {
+            throw LoginRefusal(message: "Login failed: database '\(database)' is not served by cluster '\(cluster.name)'.")
+        }
+        let decision = context.policy.decide(principal: principal, cluster: cluster.name, database: database, readOnlyIntent: login.readOnlyIntent)
+        let rule: PolicyRule
+        let forceReadOnly: Bool
+        switch decision {
+        case .denied(let reason):
+            context.logger.notice("login denied", metadata: ["client": "\(clientAddress)", "principal": "\(principal.name)", "reason": "\(reason)"])
+            throw LoginRefusal(message: "Login failed for user '\(principal.name)': \(reason).")
+        case .allowed(let r, let force):
+            rule = r
+            forceReadOnly = force
+        }
+        let deadline = started + .milliseconds(cluster.loginTimeoutMs)
+        return try await connectBackend(login: login, principal: principal, cluster: cluster, database: database,
+                                        rule: rule, forceReadOnly: forceReadOnly, deadline: deadline)
+    }
+
+    private func authenticate(_ login: Login7) async throws(LoginRefusal) -> Principal {
+        if login.integratedSecurity {
+            throw LoginRefusal(message: "Login failed: integrated (Windows/Kerberos) authentication is not enabled on listener '\(listener.name)'.")
+        }
+        switch login.fedAuth {
+        case .securityToken(let token, _, _)?:
+            guard let validator = context.entraValidators[listener.name] else {
+                throw LoginRefusal(message: "Login failed: listener '\(listener.name)' does not accept Entra access tokens; use a SQL login.", countsAsFailure: true)
+            }
+            do {
+                let p = try await validator.validate(token)
+                context.throttle.recordSuccess(clientAddress)
+                return p
+            } catch {
+                context.throttle.recordFailure(clientAddress)
+                throw LoginRefusal(message: "Login failed: the Entra access token was refused: \(error).", countsAsFailure: true)
+            }
+        case .msal?:
+            throw LoginRefusal(message: "Login failed: tdsgate accepts Entra access tokens (ActiveDirectoryAccessToken); the interactive/MSAL authentication workflow is not supported.")
+        case nil:
+            guard let p = context.logins.authenticate(user: login.userName, password: login.password) else {
+                context.throttle.recordFailure(clientAddress)
+                throw LoginRefusal(message: "Login failed for user '\(login.userName)'.", countsAsFailure: true)
+            }
+            context.throttle.recordSuccess(clientAddress)
+            return p
+        }
+    }
+
+    private func connectBackend(login: Login7, principal: Principal, cluster: ClusterConfig, database: String,
+                                rule: PolicyRule, forceReadOnly: Bool, deadline: ContinuousClock.Instant) async throws(LoginRefusal) -> SessionLoginResult {
+        guard let endpoint = cluster.endpoints.first(where: { $0.role != .replica }) ?? cluster.endpoints.first else {
+            throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' has no endpoints.")
+        }
+        var target = BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.caFile,
+                                   strict: cluster.strict, connectTimeout: .milliseconds(Int64(cluster.connectTimeoutMs)))
+        var hops = 0
+        var retries = 0
+        var lastProblem = ""
+        while true {
+            if ContinuousClock.now >= deadline {
+                throw LoginRefusal(number: 40613, severity: 17,
+                                   message: "Login failed: cluster '\(cluster.name)' did not complete the login in time (\(cluster.loginTimeoutMs) ms). Last problem: \(lastProblem)")
+            }
+            let token: AccessToken
+            do {
+                token = try await context.tokens.token(identity: rule.backendIdentity)
+            } catch {
+                throw LoginRefusal(message: "Login failed: tdsgate could not get an access token for backend identity '\(rule.backendIdentity)': \(error)")
+            }
+            let attempt: Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> = await attemptLogin(
+                target: target, login: login, token: token.token, principal: principal, rule: rule, forceReadOnly: forceReadOnly)
+            switch attempt {
+            case .failure(let e):
+                lastProblem = e.description
+                if retries < Self.maxTransientRetries && ContinuousClock.now + backoff(retries) < deadline {
+                    try? await Task.sleep(for: backoff(retries))
+                    retries += 1
+                    continue
+                }
+                throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' is unreachable: \(e.description)")
+            case .success(let (leg, reply, payload)):
+                if reply.loggedIn, let routing = reply.routing {
+                    leg.close()
+                    hops += 1
+                    guard hops <= Self.maxRedirects else {
+                        throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' redirected more than \(Self.maxRedirects) times.")
+                    }
+                    // The worker's certificate must carry the name Azure redirected to.
+                    target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: cluster.caFile,
+                                           strict: cluster.strict, connectTimeout: target.connectTimeout)
+                    continue
+                }
+                if reply.loggedIn {
+                    do {
+                        let clientReply = try clientLoginReply(payload, clientFeatures: Set(login.features.map(\.id)),
+                                                               clientSentFeatureExt: login.hasFeatureExtension)
+                        return SessionLoginResult(backend: leg, clientReply: clientReply, principal: principal, cluster: cluster.name,
+                                                  database: reply.database ?? database, hops: hops, retries: retries)
+                    } catch {
+                        leg.close()
+                        throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
+                    }
+                }
+                leg.close()
+                let first = reply.errors.first
+                lastProblem = first.map { "error \($0.number): \($0.message)" } ?? "no LOGINACK"
+                if reply.isTransientFailure && retries < Self.maxTransientRetries && ContinuousClock.now + backoff(retries) < deadline {
+                    try? await Task.sleep(for: backoff(retries))
+                    retries += 1
+                    continue
+                }
+                throw LoginRefusal(number: first?.number ?? 18456, severity: first?.severity ?? 14, state: first?.state ?? 1,
+                                   message: "Azure SQL (cluster '\(cluster.name)', \(target)) refused tdsgate's login with backend identity '\(rule.backendIdentity)': \(first?.message ?? "no reason given")")
+            }
+        }
+    }
+
+    /// Jittered exponential backoff: 100 ms, 200 ms, 400 ms ... plus up to 50% jitter.
+    private func backoff(_ attempt: Int) -> Duration {
+        let base = 100 * (1 << min(attempt, 6))
+        return .milliseconds(base + Int.random(in: 0...(base / 2)))
+    }
+
+    private func attemptLogin(target: BackendTarget, login: Login7, token: String, principal: Principal, rule: PolicyRule,
+                              forceReadOnly: Bool) async -> Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> {
+        let leg: BackendLeg
+        do {
+            leg = try await BackendLeg.connect(target, on: eventLoop, tls: context.backendTLS)
+        } catch let e as BackendError {
+            return .failure(e)
+        } catch {
+            return .failure(BackendError(description: "\(error)"))
+        }
+        do {
+            if !target.strict {
+                let server = try await leg.prelogin(clientTraceID: nil)
+                guard let enc = server.encryption?.mode, enc != .notSupported else {
+                    throw BackendError(description: "\(target) does not offer encryption; tdsgate only logs in to Azure SQL over TLS")
+                }
+                try await leg.startTLS(context: context.backendTLS.context(caFile: target.caFile, strict: false), inPrelogin: true)
+            } else {
+                _ = try await leg.prelogin(clientTraceID: nil)
+            }
+            let echo = leg.serverPrelogin?.fedAuthRequired == 0x01
+            let backendLogin = backendLogin7(from: login, accessToken: token, fedAuthEcho: echo, nonce: leg.serverPrelogin?.nonce,
+                                             appNameTag: (rule.tagAppName || listener.tagSessions) ? sessionTag(principal: principal.name) : nil,
+                                             forceReadOnly: forceReadOnly)
+            var payload = ByteBufferAllocator().buffer(capacity: 1024)
+            backendLogin.write(into: &payload)
+            try await leg.send(TDSMessage(type: .login7, payload: payload))
+            let reply = try await leg.receive()
+            let parsed = try BackendLoginReply(parsing: reply.payload)
+            return .success((leg, parsed, reply.payload))
+        } catch let e as BackendError {
+            leg.close()
+            return .failure(e)
+        } catch {
+            leg.close()
+            return .failure(BackendError(description: "login exchange with \(target) failed: \(error)"))
+        }
+    }
+}
