@@ -120,7 +120,7 @@ public actor TokenCache {
                 let wait = self.maxRefreshWait
                 Task {
                     try? await Task.sleep(nanoseconds: UInt64(max(0, wait) * 1_000_000_000))
-                    await self.timeOut(waiter: id, key: key, with: stale)
+                    self.timeOut(waiter: id, key: key, with: stale)
                 }
             }
         }

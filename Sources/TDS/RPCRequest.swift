@@ -160,9 +160,26 @@ public struct RPCRequest: Sendable, Hashable {
         switch procedure {
         case .spExecuteSQL: index = 0
         case .spPrepExec, .spPrepare: index = 2
+        case .name(let n):
+            // Some drivers call the system procedures by name.
+            switch n.lowercased().split(separator: ".").last.map({ $0.trimmingCharacters() }) {
+            case "sp_executesql": index = 0
+            case "sp_prepexec", "sp_prepare": index = 2
+            default: return nil
+            }
         default: return nil
         }
         guard index < parameters.count, case .string(let s) = parameters[index].value else { return nil }
         return s
+    }
+}
+
+extension Substring {
+    /// Strips the [brackets] of a quoted identifier.
+    fileprivate func trimmingCharacters() -> String {
+        var s = self
+        if s.hasPrefix("[") { s = s.dropFirst() }
+        if s.hasSuffix("]") { s = s.dropLast() }
+        return String(s)
     }
 }

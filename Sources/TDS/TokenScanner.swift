@@ -28,12 +28,16 @@ public struct TDSTokenScanner: Sendable {
     public private(set) var lastDoneRowCount: UInt64?
     public private(set) var finalDone: Done?
     public private(set) var tokenCount = 0
+    /// Layout of DATACLASSIFICATION tokens (from FEATUREEXTACK 0x09); survives `reset()`.
+    public var dataClassificationVersion: UInt8 = 2
 
     public init() {}
 
     /// Starts a new reply; the result-set context is dropped.
     public mutating func reset() {
+        let version = dataClassificationVersion
         self = TDSTokenScanner()
+        dataClassificationVersion = version
     }
 
     /// Consumes every complete token at the front of `buffer` and returns what it saw; an
@@ -44,7 +48,8 @@ public struct TDSTokenScanner: Sendable {
         while buffer.readableBytes > 0 {
             let before = buffer.readableBytes
             let typeByte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) ?? 0
-            guard let item = try TokenStream.next(from: &buffer, columns: &columns, skipRows: true) else { break }
+            guard let item = try TokenStream.next(from: &buffer, columns: &columns, skipRows: true,
+                                                  dataClassificationVersion: &dataClassificationVersion) else { break }
             tokenCount += 1
             let length = before - buffer.readableBytes
             switch item {

@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func concurrentCallersShareOneIMDSRequest() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let provider = try TokenProviders.make(
                 BackendIdentitySpec(name: "mi", kind: .imds, endpoint: fixture.imdsURL, retry: fastRetry),
                 httpClient: httpClient

@@ -23,7 +23,7 @@ import Testing
     // MARK: IMDS
 
     @Test func imdsSystemAndUserAssigned() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let vm = fixture.identity("vm-identity")
             let app = fixture.identity("app-identity")
             let system = try TokenProviders.make(
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func imdsUnknownIdentityIsNotRetried() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let provider = try TokenProviders.make(
                 BackendIdentitySpec(name: "proxy-mi", kind: .imds, endpoint: fixture.imdsURL, clientID: "00000000-0000-0000-0000-000000000001", retry: fastRetry),
                 httpClient: httpClient
@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test func imdsRetries429ThenSucceeds() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             fixture.entra.failNextTokenRequests(count: 2, status: 429, retryAfterSeconds: 0)
             let provider = try TokenProviders.make(
                 BackendIdentitySpec(name: "vm", kind: .imds, endpoint: fixture.imdsURL, retry: fastRetry),
@@ -81,7 +81,7 @@ import Testing
     }
 
     @Test func imdsRetries410UntilTheDeadlineEvenPastTheRetryCount() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             fixture.entra.failNextTokenRequests(count: 4, status: 410)
             var retry = fastRetry
             retry.maxRetries = 1
@@ -95,7 +95,7 @@ import Testing
     }
 
     @Test func imdsGivesUpAfterTheRetryCount() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             fixture.entra.failNextTokenRequests(count: 10, status: 503)
             var retry = fastRetry
             retry.maxRetries = 2
@@ -112,7 +112,7 @@ import Testing
     }
 
     @Test func imds400IsNotRetried() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             fixture.entra.failNextTokenRequests(count: 1, status: 400)
             let provider = try TokenProviders.make(
                 BackendIdentitySpec(name: "vm", kind: .imds, endpoint: fixture.imdsURL, retry: fastRetry),
@@ -146,7 +146,7 @@ import Testing
     // MARK: App Service
 
     @Test func appService() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let environment = ["IDENTITY_ENDPOINT": fixture.appServiceURL, "IDENTITY_HEADER": fixture.entra.appServiceIdentityHeader]
             let system = try TokenProviders.make(BackendIdentitySpec(name: "web", kind: .appService, retry: fastRetry), httpClient: httpClient, environment: environment)
             #expect(system.label == "app_service(system-assigned)")
@@ -182,7 +182,7 @@ import Testing
     // MARK: Arc
 
     @Test func arcChallenge() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let provider = try TokenProviders.make(
                 BackendIdentitySpec(name: "arc", kind: .arc, endpoint: fixture.arcURL, arcTokensDirectory: fixture.entra.arcKeyDirectory.path, retry: fastRetry),
                 httpClient: httpClient,
@@ -196,7 +196,7 @@ import Testing
     }
 
     @Test func arcKeyFileMustBeInTheAllowedFolder() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let elsewhere = try temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: elsewhere) }
             let provider = try TokenProviders.make(
@@ -240,7 +240,7 @@ import Testing
     // MARK: Workload identity
 
     @Test func workloadIdentityReadsTheFederatedTokenFileEveryTime() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let directory = try temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: directory) }
             let file = directory.appendingPathComponent("azure-identity-token")
@@ -273,7 +273,7 @@ import Testing
     // MARK: Service principal
 
     @Test func servicePrincipalWithSecret() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let app = fixture.identity("ci-app")
             let provider = try TokenProviders.make(
                 BackendIdentitySpec(name: "ci", kind: .servicePrincipal, clientID: app.clientID, tenantID: fixture.tenantID, authorityHost: fixture.baseURL, clientSecret: "ci-app-secret", retry: fastRetry),
@@ -304,7 +304,7 @@ import Testing
     }
 
     @Test func servicePrincipalWithCertificateAcceptedByTheEmulator() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             // The emulator accepts assertions signed by its own key, so the app's certificate is the
             // emulator's signing certificate here (x5t = its key ID).
             let directory = try temporaryDirectory()
@@ -364,7 +364,7 @@ import Testing
     }
 
     @Test func emulatorRefusesAssertionsFromUnknownCertificates() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let pki = try EmulatorPKI.generate()
             let issued = try pki.issueServerCertificate(hosts: ["client.example"])
             let directory = try temporaryDirectory()
@@ -438,7 +438,7 @@ import Testing
     }
 
     @Test func autoFetchesThroughTheChosenProvider() async throws {
-        try await withEmulator { fixture in
+        try await withEmulator { fixture async throws in
             let environment = ["IDENTITY_ENDPOINT": fixture.appServiceURL, "IDENTITY_HEADER": fixture.entra.appServiceIdentityHeader]
             let provider = try TokenProviders.make(BackendIdentitySpec(name: "auto", kind: .auto, retry: fastRetry), httpClient: httpClient, environment: environment)
             _ = try await provider.fetchToken(resource: Self.resource)

@@ -51,6 +51,9 @@ import Testing
         let named = RPCRequest(procedure: .name("[sys].sp_datatype_info_100"),
                                parameters: [RPCParameter(name: "", type: .intN(length: 2), value: .int(-9))])
         #expect(try RPCRequest(parsing: encode { named.write(into: &$0) }) == named)
+        let byName = RPCRequest(procedure: .name("[sys].[sp_executesql]"),
+                                parameters: [RPCParameter(name: "", type: .nvarchar(maxLength: 0xFFFF), value: .string("SELECT 2"))])
+        #expect(byName.sqlText == "SELECT 2")
     }
 
     @Test func rpcBatchesAreKeptRaw() throws {

@@ -207,6 +207,42 @@ private func roundTrip(_ tokens: [TDSToken]) throws -> [TDSToken] {
         #expect(part.readableBytes == 0)
     }
 
+    @Test func dataClassificationFollowsNegotiatedVersion() throws {
+        func body(version: UInt8) -> [UInt8] {
+            var b = ByteBuffer()
+            b.tdsWriteU16LE(1)
+            b.tdsWriteBVarchar("Confidential")
+            b.tdsWriteBVarchar("id-1")
+            b.tdsWriteU16LE(1)
+            b.tdsWriteBVarchar("Financial")
+            b.tdsWriteBVarchar("id-2")
+            if version >= 2 { b.tdsWriteI32LE(2) }
+            b.tdsWriteU16LE(2)
+            b.tdsWriteU16LE(1)
+            b.tdsWriteU16LE(0)
+            b.tdsWriteU16LE(0)
+            if version >= 2 { b.tdsWriteI32LE(2) }
+            b.tdsWriteU16LE(0)
+            return b.bytes
+        }
+        let cols = [TDSColumn(name: "a", type: .int4, flags: 0), TDSColumn(name: "b", type: .int4, flags: 0)]
+        for version: UInt8 in [1, 2] {
+            let tokens: [TDSToken] = [
+                .featureExtAck([FeatureAck(id: Login7Feature.dataClassification, data: [version, 1])]),
+                .colMetadata(cols),
+                .other(type: TDSTokenType.dataClassification, data: body(version: version)),
+                .row([.int(1), .int(2)]),
+                .done(Done()),
+            ]
+            #expect(try roundTrip(tokens) == tokens)
+            var b = encode { var w = TDSTokenWriter(); w.write(Array(tokens.dropFirst()), into: &$0) }
+            var s = TDSTokenScanner()
+            s.dataClassificationVersion = version
+            #expect(try s.scan(&b).map(\.name) == ["COLMETADATA", "DATACLASSIFICATION", "ROW", "DONE"])
+            #expect(s.isComplete)
+        }
+    }
+
     @Test func rowWithoutMetadataIsRejected() {
         #expect(throws: TDSDecodingError.self) { try TDSTokenParser.parseAll(ByteBuffer(bytes: [0xD1, 0, 0, 0, 0])) }
     }

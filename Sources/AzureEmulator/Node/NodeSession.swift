@@ -410,7 +410,7 @@ struct NodeSession {
             if let h = values.first?.asInt { prepared[Int32(truncatingIfNeeded: h)] = nil }
             return encode([.procedureDone(returnStatus: 0)], inProcedure: true, prefix: reset)
         case "sp_datatype_info_100", "sp_datatype_info":
-            return encode([.rows(TypeInfoCatalog.columns, TypeInfoCatalog.rows), .procedureDone(returnStatus: 0)], inProcedure: true, prefix: reset)
+            return encode([.rows(TypeInfoCatalog.columns, TypeInfoCatalog.rows), .done(rowCount: TypeInfoCatalog.rows.count), .procedureDone(returnStatus: 0)], inProcedure: true, prefix: reset)
         case "sp_reset_connection":
             sql?.transaction = nil
             return encode([.procedureDone(returnStatus: 0)], inProcedure: true, prefix: reset)
@@ -428,10 +428,21 @@ struct NodeSession {
         }
         var parts: [SQLResultPart]
         switch request.requestType {
-        case 5: parts = execute("BEGIN TRANSACTION", params: [:])
-        case 7: parts = execute("COMMIT TRANSACTION", params: [:])
-        case 8: parts = execute("ROLLBACK TRANSACTION", params: [:])
-        default: parts = [.done(rowCount: nil)]
+        case TransactionManagerRequest.begin:
+            parts = execute("BEGIN TRANSACTION", params: [:])
+        case TransactionManagerRequest.commit, TransactionManagerRequest.rollback:
+            let verb = request.requestType == TransactionManagerRequest.commit ? "COMMIT" : "ROLLBACK"
+            // Ending nothing is a no-op for the transaction manager interface.
+            parts = sql?.transaction == nil ? [] : execute("\(verb) TRANSACTION", params: [:]).filter {
+                if case .done = $0 { return false } else { return true }
+            }
+            // ODBC in manual-commit mode ends one transaction and begins the next at once.
+            if request.beginsNewTransaction == true, !parts.contains(where: { if case .error = $0 { return true } else { return false } }) {
+                parts += execute("BEGIN TRANSACTION", params: [:]).filter { if case .done = $0 { return false } else { return true } }
+            }
+            parts.append(.done(rowCount: nil))
+        default:
+            parts = [.done(rowCount: nil)]
         }
         return encode(parts, inProcedure: false, prefix: nil)
     }

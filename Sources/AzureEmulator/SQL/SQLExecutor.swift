@@ -161,7 +161,7 @@ struct SQLExecutor {
         case .execute(let procedure, _):
             switch procedure.lowercased() {
             case "sp_datatype_info_100", "sp_datatype_info":
-                return [.rows(TypeInfoCatalog.columns, TypeInfoCatalog.rows), .procedureDone(returnStatus: 0)]
+                return [.rows(TypeInfoCatalog.columns, TypeInfoCatalog.rows), .done(rowCount: TypeInfoCatalog.rows.count), .procedureDone(returnStatus: 0)]
             default:
                 throw SQLError(2812, "Could not find stored procedure '\(procedure)'.")
             }

@@ -10,10 +10,15 @@ enum TokenStream {
 
     /// Reads one token from the front of `buffer`. Returns nil (consuming nothing) when the token
     /// is not complete yet; throws when it is malformed.
-    static func next(from buffer: inout ByteBuffer, columns: inout [TDSColumn]?, skipRows: Bool) throws -> Item? {
+    static func next(from buffer: inout ByteBuffer, columns: inout [TDSColumn]?, skipRows: Bool,
+                     dataClassificationVersion: inout UInt8) throws -> Item? {
         var b = buffer
         do {
-            let item = try read(from: &b, columns: &columns, skipRows: skipRows)
+            let item = try read(from: &b, columns: &columns, skipRows: skipRows, dcVersion: dataClassificationVersion)
+            if case .token(.featureExtAck(let acks)) = item,
+               let dc = acks.first(where: { $0.id == Login7Feature.dataClassification }), let v = dc.data.first, v > 0 {
+                dataClassificationVersion = v
+            }
             buffer = b
             return item
         } catch let e as TDSDecodingError where e.isTruncation {
@@ -32,7 +37,7 @@ enum TokenStream {
         }
     }
 
-    private static func read(from b: inout ByteBuffer, columns: inout [TDSColumn]?, skipRows: Bool) throws -> Item {
+    private static func read(from b: inout ByteBuffer, columns: inout [TDSColumn]?, skipRows: Bool, dcVersion: UInt8) throws -> Item {
         let type = try b.tdsU8("TOKEN.Type")
         let name = TDSTokenType.name(type)
         switch type {
@@ -114,6 +119,12 @@ enum TokenStream {
             }
             rv.value = try TDSValue.read(rv.type, from: &b, field: name + ".Value")
             return .token(.returnValue(rv))
+        case TDSTokenType.dataClassification:
+            // No length prefix: walk the structure, keep the body raw.
+            let start = b
+            try skipDataClassification(&b, version: dcVersion)
+            let length = b.readerIndex - start.readerIndex
+            return .token(.other(type: type, data: start.getBytes(at: start.readerIndex, length: length) ?? []))
         default:
             switch TDSTokenType.lengthRule(type) {
             case .fixed(let n):
@@ -127,6 +138,24 @@ enum TokenStream {
             case .special:
                 throw TDSDecodingError(field: "TOKEN.Type", reason: "unsupported token \(name)")
             }
+        }
+    }
+
+    /// MS-TDS 2.2.7.5; version 2 adds a query-level and per-property SensitivityRank.
+    static func skipDataClassification(_ b: inout ByteBuffer, version: UInt8) throws {
+        let f = "DATACLASSIFICATION"
+        for list in ["SensitivityLabels", "InformationTypes"] {
+            let count = try b.tdsU16LE("\(f).\(list).Count")
+            for _ in 0..<count {
+                _ = try b.tdsBVarchar("\(f).\(list).Name")
+                _ = try b.tdsBVarchar("\(f).\(list).Id")
+            }
+        }
+        if version >= 2 { _ = try b.tdsI32LE(f + ".SensitivityRank") }
+        let columns = try b.tdsU16LE(f + ".NumResultSetColumns")
+        for _ in 0..<columns {
+            let properties = try b.tdsU16LE(f + ".NumSensitivityProperties")
+            try b.tdsSkip(f + ".SensitivityProperty", count: Int(properties) * (version >= 2 ? 8 : 4))
         }
     }
 
@@ -149,6 +178,9 @@ enum TokenStream {
 /// Parses complete tokens from a reply payload, keeping COLMETADATA context for rows.
 public struct TDSTokenParser: Sendable {
     public private(set) var columns: [TDSColumn]?
+    /// Layout of DATACLASSIFICATION tokens: the version from the server's FEATUREEXTACK (0x09),
+    /// picked up automatically when the login reply passes through this parser.
+    public var dataClassificationVersion: UInt8 = 2
 
     public init() {}
 
@@ -157,7 +189,8 @@ public struct TDSTokenParser: Sendable {
     public mutating func parse(_ buffer: inout ByteBuffer) throws -> [TDSToken] {
         var tokens: [TDSToken] = []
         while buffer.readableBytes > 0 {
-            guard let item = try TokenStream.next(from: &buffer, columns: &columns, skipRows: false) else { break }
+            guard let item = try TokenStream.next(from: &buffer, columns: &columns, skipRows: false,
+                                                  dataClassificationVersion: &dataClassificationVersion) else { break }
             if case .token(let t) = item { tokens.append(t) }
         }
         return tokens

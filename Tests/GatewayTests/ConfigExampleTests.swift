@@ -1,0 +1,74 @@
+import Foundation
+import Gateway
+import Testing
+
+@Suite("Config: the example file")
+struct ConfigExampleTests {
+    @Test("Configs/tdsgate.yaml has no problem besides files missing on this machine")
+    func exampleOnlyMissesFiles() throws {
+        let problems = ConfigTestSupport.problems(try ConfigTestSupport.exampleText(), baseDirectory: "/nonexistent-config-dir")
+        #expect(problems.allSatisfy { $0.message.hasPrefix("file does not exist: /etc/tdsgate/") }, "\(problems.listing)")
+        #expect(Set(problems.map(\.path)) == [
+            "listeners.main.tls.certificate", "listeners.main.tls.key", "clusters.orders.ca_file",
+            "backend_identities.reporting-sp.client_secret_file", "logins_file", "admin.bearer_token_file",
+        ], "\(problems.listing)")
+    }
+
+    @Test("the example parses to the values its comments describe")
+    func exampleValues() throws {
+        let config = try #require(ConfigTestSupport.parse(try ConfigTestSupport.exampleText()))
+        #expect(config.listeners.map(\.name) == ["main", "local-legacy"])
+        let main = try #require(config.listener(named: "main"))
+        #expect(main.address == "0.0.0.0" && main.port == 1433)
+        #expect(main.tls == TLSFilesConfig(certificate: "/etc/tdsgate/cert.pem", key: "/etc/tdsgate/key.pem"))
+        #expect(main.clientEncryption == [.required, .strict])
+        #expect(main.cluster == "orders" && main.tagSessions)
+        let entra = try #require(main.entra)
+        #expect(entra.tenantID == "11111111-2222-3333-4444-555555555555")
+        #expect(entra.issuers.count == 2 && entra.audiences == ["https://database.windows.net/"])
+        #expect(entra.jwksURL?.hasSuffix("/discovery/v2.0/keys") == true && entra.jwksFile == nil)
+        #expect(entra.clockSkewSeconds == 300)
+        #expect(config.listener(named: "local-legacy")?.clientEncryption == [.plaintext])
+        #expect(config.listener(named: "local-legacy")?.tls == nil)
+
+        let orders = try #require(config.cluster(named: "orders"))
+        #expect(orders.databases == ["appdb"] && orders.caFile == "/etc/tdsgate/azure-ca.pem" && !orders.strict)
+        #expect(orders.endpoints == [
+            EndpointConfig(name: "gw", host: "myserver.database.windows.net", port: 1433, tlsName: "myserver.database.windows.net", role: .primary),
+            EndpointConfig(name: "geo", host: "myserver-west.database.windows.net", port: 1433, tlsName: "myserver-west.database.windows.net", role: .replica),
+        ])
+
+        #expect(config.backendIdentities.map(\.kind) == ["imds", "service_principal"])
+        let sp = try #require(config.backendIdentity(named: "reporting-sp"))
+        #expect(sp.clientSecretFile == "/etc/tdsgate/reporting-sp.secret" && sp.clientSecret == nil)
+        #expect(sp.resource == "https://database.windows.net/")
+
+        #expect(config.logins.map(\.name) == ["app"])
+        #expect(config.loginsFile == "/etc/tdsgate/logins.yaml")
+        #expect(config.policy.map(\.name) == ["app-read-write", "analysts"])
+        #expect(config.policy[0].match == ["login": "app"] && config.policy[0].write && config.policy[0].tagAppName == true)
+        #expect(config.policy[1].match == ["group": "5b7c1d2e-0000-4000-8000-0000000000aa"] && !config.policy[1].write)
+        #expect(config.throttle == ThrottleConfig(maxFailures: 5, windowSeconds: 60, blockSeconds: 60))
+        #expect(config.admin == AdminConfig(address: "127.0.0.1", port: 9090, bearerTokenFile: "/etc/tdsgate/admin.token"))
+        #expect(config.shutdownGraceSeconds == 30 && config.logLevel == "info")
+    }
+
+    @Test("the example loads from disk when its files exist; logins_file is merged")
+    func exampleLoadsWithFiles() throws {
+        let dir = try ConfigTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let yaml = try ConfigTestSupport.exampleText().replacingOccurrences(of: "/etc/tdsgate/", with: "\(dir)/files/")
+        try ConfigTestSupport.write(yaml, to: "\(dir)/tdsgate.yaml")
+        for name in ["cert.pem", "azure-ca.pem"] { try ConfigTestSupport.write(ConfigTestSupport.certificatePEM, to: "\(dir)/files/\(name)") }
+        try ConfigTestSupport.write(ConfigTestSupport.keyPEM, to: "\(dir)/files/key.pem")
+        try ConfigTestSupport.write("s3cret-from-file\n", to: "\(dir)/files/reporting-sp.secret")
+        try ConfigTestSupport.write("token\n", to: "\(dir)/files/admin.token")
+        try ConfigTestSupport.write("- {name: reporting, password_hash: \"\(ConfigTestSupport.hash)\"}\n", to: "\(dir)/files/logins.yaml")
+
+        let config = try GatewayConfig.load(path: "\(dir)/tdsgate.yaml")
+        #expect(config.sourcePath == "\(dir)/tdsgate.yaml")
+        #expect(config.logins.map(\.name) == ["app", "reporting"])
+        #expect(config.login(named: "REPORTING")?.passwordHash == ConfigTestSupport.hash)
+        #expect(config.listener(named: "main")?.tls?.key == "\(dir)/files/key.pem")
+    }
+}
