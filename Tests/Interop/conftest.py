@@ -141,8 +141,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
         if use_base_port:
             base = _pick_base_port() if base_opt == "auto" else int(base_opt)
             cmd += ["--base-port", str(base)]
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        # stdout is the banner (connection strings with the demo's passwords, on purpose);
+        # stderr is the log, which must never hold a secret (test_proxy checks it).
+        banner_path = workdir / f"demo-{attempt}.banner"
+        with open(log_path, "w") as log, open(banner_path, "w") as banner:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=banner, stderr=log,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + wait_s
         data = None

@@ -83,6 +83,26 @@ enum ControlRoutes {
                     return .error(.badRequest, code: "invalid_json", message: "\(error)")
                 }
             },
+            // Deliberately bad tokens (expired, wrong audience, foreign key, alg none...) for
+            // tests of token validation in front of the emulator; a test-only convenience.
+            HTTPRoute(.POST, "/emulator/tokens/bad") { req in
+                do {
+                    let b = try body(req)
+                    guard let kindName = b["kind"]?.stringValue, let kind = EntraBadTokenKind(rawValue: kindName) else {
+                        return .error(.badRequest, code: "invalid_request",
+                                      message: "\"kind\" must be one of \(EntraBadTokenKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    let name = b["identity"]?.stringValue
+                    guard let identity = runtime.entra.tenant.identities.first(where: { $0.name == name || name == nil }) else {
+                        return .error(.notFound, code: "unknown_identity", message: "no identity named '\(name ?? "")'")
+                    }
+                    let token = try runtime.entra.issuer.issueBadToken(kind, for: identity,
+                                                                       audience: b["audience"]?.stringValue ?? "https://database.windows.net/")
+                    return .json(.object(["access_token": .string(token), "kind": .string(kindName)]))
+                } catch {
+                    return .error(.badRequest, code: "invalid_request", message: "\(error)")
+                }
+            },
             HTTPRoute(.DELETE, "/emulator/faults") { _ in
                 runtime.deployment.clearFaults()
                 runtime.entra.clearFaults()
