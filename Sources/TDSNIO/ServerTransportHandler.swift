@@ -61,9 +61,12 @@ public final class TDSServerTransportHandler: ChannelDuplexHandler, RemovableCha
     private var sslHandler: NIOSSLServerHandler?
     private var bypassed: ByteBuffer?
     private var handshakePacketID: UInt8 = 1
+    private let acceptStrict: Bool
 
-    public init(tls: TDSServerTLS?) {
+    /// `acceptStrict`: whether a connection may open with a TLS handshake (TDS 8.0).
+    public init(tls: TDSServerTLS?, acceptStrict: Bool = true) {
         self.tls = tls
+        self.acceptStrict = acceptStrict
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -79,7 +82,7 @@ public final class TDSServerTransportHandler: ChannelDuplexHandler, RemovableCha
         for action in actions {
             switch action {
             case .strictDetected:
-                guard let tls else {
+                guard let tls, acceptStrict else {
                     context.fireErrorCaught(TDSServerTransportError.strictWithoutCertificate)
                     context.close(promise: nil)
                     return
@@ -178,7 +181,7 @@ public enum TDSServerTransportError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .strictWithoutCertificate: return "client started TDS 8.0 strict TLS but this endpoint has no certificate"
+        case .strictWithoutCertificate: return "client started TDS 8.0 strict TLS but this endpoint does not accept strict connections"
         case .encryptionWithoutCertificate: return "encryption negotiated but this endpoint has no certificate"
         }
     }

@@ -8,7 +8,8 @@ import NIOPosix
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run the proxy with a YAML configuration (see Configs/tdsgate.yaml)."
+        abstract: "Run the proxy with a YAML configuration (see Configs/tdsgate.yaml).",
+        discussion: "SIGHUP reloads listener certificates; SIGTERM/SIGINT stop accepting and let sessions finish for shutdown_grace_seconds."
     )
 
     @Option(help: "The configuration file.")
@@ -19,7 +20,7 @@ struct RunCommand: AsyncParsableCommand {
         do {
             cfg = try GatewayConfig.load(path: config)
         } catch {
-            print("\(config): the configuration has problems:\n\(error)")
+            FileHandle.standardError.write(Data("\(config): the configuration has problems:\n\(error)\n".utf8))
             throw ExitCode(2)
         }
         LoggingSystem.bootstrap { label in
@@ -30,8 +31,21 @@ struct RunCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = try GatewayServer(config: cfg, group: group, logger: Logger(label: "tdsgate"))
         try await server.start()
+        let hup = Signals.on(SIGHUP) { server.reloadCertificates() }
         await EmulatorHost.waitForTermination()
-        await server.stop()
+        hup.cancel()
+        await server.shutdown(grace: .seconds(cfg.shutdownGraceSeconds))
         try await group.shutdownGracefully()
+    }
+}
+
+/// A signal handler that runs a closure on each delivery until cancelled.
+enum Signals {
+    static func on(_ signal: Int32, _ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        Foundation.signal(signal, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signal, queue: DispatchQueue(label: "tdsgate.signal.\(signal)"))
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
     }
 }

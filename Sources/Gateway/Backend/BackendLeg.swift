@@ -168,6 +168,10 @@ final class BackendLeg: @unchecked Sendable {
             if target.strict && alpn != "tds/8.0" {
                 throw BackendError(description: "\(target) did not negotiate ALPN tds/8.0 for strict mode")
             }
+            let certificate = try await channel.nioSSL_peerCertificate().get()
+            guard let der = try certificate?.toDERBytes(), CertificateName.matches(tlsName, certificateDER: der) else {
+                throw BackendError(description: "TLS with \(target): the server certificate is not valid for the name '\(tlsName)'")
+            }
             transport.handshakeCompleted()
         } catch let e as BackendError {
             throw e

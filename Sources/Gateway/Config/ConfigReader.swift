@@ -88,13 +88,26 @@ final class ConfigReader {
         }
     }
 
+    /// Puts problems in the order their top-level sections appear in the file (keeping the
+    /// order within a section); problems outside any section come first.
+    func orderProblems(byTopLevelKeys keys: [String]) {
+        func rank(_ problem: ConfigProblem) -> Int {
+            let head = problem.path.prefix { $0 != "." && $0 != "[" }
+            return keys.firstIndex(of: String(head)) ?? -1
+        }
+        problems = problems.enumerated()
+            .sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
+            .map(\.element)
+    }
+
     // MARK: YAML
 
     /// Parses one YAML document; syntax errors are reported with line and column.
     /// `source` names a file other than the main one (its problems go to `path`).
     func compose(_ yaml: String, path: String? = nil, source: String? = nil) -> Node? {
         do {
-            return try Yams.compose(yaml: yaml)
+            // An empty document comes back as a null node, for the caller to judge.
+            return try Yams.compose(yaml: yaml) ?? .scalar(.init("", .implicit, .plain))
         } catch {
             let (mark, text) = Self.describeYAMLError(error, yaml: yaml)
             if let path {
@@ -201,6 +214,11 @@ final class ConfigReader {
     }
 
     private func reportUnknownKey(_ key: String, at path: String, allowed: [String], hints: [String: String]) {
+        // `client_secret:abc` (no space after the colon) is one key holding a value: never echo it.
+        if key.contains(":") || key.count > 64 || key.contains(where: \.isWhitespace) {
+            report(path, "a key is not a plain name (missing space after ':'? write `key: value`)")
+            return
+        }
         let keyPath = ConfigPath.key(path, key)
         if let hint = hints[key] {
             report(keyPath, hint)
@@ -274,8 +292,8 @@ final class ConfigReader {
 
     // MARK: Values
 
-    /// A text value. Empty text is a problem. `secret` values are never echoed (none of
-    /// the messages here echo a text value anyway).
+    /// A text value; empty text is a problem. No message here echoes the text, so secrets
+    /// (client_secret, password_hash) are safe to read with it.
     func string(_ map: ConfigMap, _ key: String, required: Bool = false) -> String? {
         guard let node = map[key] else {
             if required { report(map.path(key), "is required") }

@@ -64,6 +64,11 @@ extension ConfigReader {
             return config
         }
         guard let top = map(root, at: "", keys: Self.topLevelKeys) else { return config }
+        defer {
+            if case let .mapping(mapping) = root {
+                orderProblems(byTopLevelKeys: mapping.keys.compactMap { $0.scalar?.string })
+            }
+        }
 
         // Names that other sections refer to, gathered first so that references can be
         // checked wherever they appear.
@@ -85,7 +90,8 @@ extension ConfigReader {
         }
         if let file = self.file(top, "logins_file") {
             config.loginsFile = file
-            if checkFiles || FileManager.default.fileExists(atPath: file) {
+            var isDirectory: ObjCBool = false
+            if checkFiles || (FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && !isDirectory.boolValue) {
                 config.logins += parseLoginsFile(file, at: "logins_file", names: &loginNames)
             }
         }
@@ -139,7 +145,9 @@ extension ConfigReader {
                 if let problem = ConfigValues.hostProblem(address) { report(m.path("address"), problem) }
                 listener.address = address
             }
+            let problemsBeforePort = problems.count
             listener.port = int(m, "port", default: ListenerConfig.defaultPort, range: 0...65_535)
+            let portIsValid = problems.count == problemsBeforePort
             if let tlsNode = m["tls"], let tls = map(tlsNode, at: m.path("tls"), keys: ["certificate", "key"]) {
                 let certificate = file(tls, "certificate", required: true, expect: .certificatePEM)
                 let key = file(tls, "key", required: true, expect: .privateKeyPEM)
@@ -175,7 +183,7 @@ extension ConfigReader {
             }
             listener.tagSessions = bool(m, "tag_sessions") ?? false
 
-            if listener.port != 0 {
+            if listener.port != 0 && portIsValid {
                 if let clash = binds.first(where: { $0.port == listener.port && Self.addressesOverlap($0.address, listener.address) }) {
                     report(m.path("port"), "address and port already used by \(clash.path)")
                 }
@@ -545,12 +553,14 @@ extension ConfigReader {
             if let problem = ConfigValues.hostProblem(address) { report(m.path("address"), problem) }
             admin.address = address
         }
+        let problemsBeforePort = problems.count
         admin.port = int(m, "port", default: AdminConfig.defaultPort, range: 0...65_535)
+        let portIsValid = problems.count == problemsBeforePort
         admin.bearerTokenFile = file(m, "bearer_token_file", expect: .nonEmpty)
         if admin.bearerTokenFile == nil && !m.has("bearer_token_file") && !ConfigValues.isLoopback(admin.address) {
             report(m.path("bearer_token_file"), "is required when admin.address is not a loopback address")
         }
-        if admin.port != 0, let clash = listeners.first(where: { $0.port == admin.port && Self.addressesOverlap($0.address, admin.address) }) {
+        if admin.port != 0, portIsValid, let clash = listeners.first(where: { $0.port == admin.port && Self.addressesOverlap($0.address, admin.address) }) {
             report(m.path("port"), "address and port already used by listeners.\(clash.name)")
         }
         return admin

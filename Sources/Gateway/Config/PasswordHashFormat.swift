@@ -6,6 +6,8 @@ import Foundation
 enum PasswordHashFormat {
     static let scheme = "pbkdf2-sha256"
     static let minimumIterations = 100_000
+    /// More would make every login attempt a denial of service.
+    static let maximumIterations = 50_000_000
     static let minimumSaltBytes = 8
     static let minimumHashBytes = 16
 
@@ -19,6 +21,7 @@ enum PasswordHashFormat {
             return "salt and hash must be base64; " + form
         }
         if iterations < minimumIterations { return "the iteration count must be at least \(minimumIterations)" }
+        if iterations > maximumIterations { return "the iteration count must be at most \(maximumIterations)" }
         if salt.count < minimumSaltBytes { return "the salt must be at least \(minimumSaltBytes) bytes" }
         if hash.count < minimumHashBytes { return "the hash must be at least \(minimumHashBytes) bytes" }
         return nil
