@@ -66,9 +66,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Routing",
+            dependencies: ["TDS"]
+        ),
+        .target(
             name: "Gateway",
             dependencies: [
-                "TDS", "TDSNIO", "Identity",
+                "TDS", "TDSNIO", "Identity", "Routing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -101,6 +105,10 @@ let package = Package(
         .testTarget(
             name: "TDSTests",
             dependencies: ["TDS", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "RoutingTests",
+            dependencies: ["Routing", "TDS"]
         ),
         .testTarget(
             name: "IdentityTests",
