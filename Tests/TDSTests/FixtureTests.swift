@@ -96,7 +96,7 @@ private func assemble(_ fixture: Fixture) throws -> [Assembled] {
             case .login7:
                 #expect(kind == "login7")
                 let l = try Login7(parsing: payload)
-                checkLogin7(l, fields, packetCount: a.packets.count)
+                checkLogin7(l, fields, packetCount: a.packets.count, payload: payload.bytes)
                 l.write(into: &rewritten)
                 // Touching nothing but re-assigning equal values keeps the bytes.
                 var copy = l
@@ -154,8 +154,20 @@ private func assemble(_ fixture: Fixture) throws -> [Assembled] {
         if let n = f["nonce_length"] as? Int { #expect(p.nonce?.count == n) }
     }
 
-    private func checkLogin7(_ l: Login7, _ f: [String: any Sendable], packetCount: Int) {
+    private func checkLogin7(_ l: Login7, _ f: [String: any Sendable], packetCount: Int, payload: [UInt8]) {
         func hex(_ key: String) -> UInt64? { (f[key] as? String).flatMap(hexValue) }
+        func u32(_ i: Int) -> Int { (0..<4).reduce(0) { $0 | Int(payload[i + $1]) << (8 * $1) } }
+        if let v = f["length"] as? Int { #expect(u32(0) == v) }
+        if let v = f["message_length"] as? Int { #expect(payload.count == v) }
+        if let v = f["odbc_flag"] as? Bool { #expect((l.optionFlags2 & 0x02 != 0) == v) }
+        if let v = f["feature_ext_offset"] as? Int {
+            let ext = Int(payload[56]) | Int(payload[57]) << 8
+            #expect(l.hasFeatureExtension)
+            #expect(u32(ext) == v)
+            // Every driver captured here puts the block last.
+            #expect(payload.last == 0xFF)
+        }
+        if f["feature_ext_terminated"] as? Bool == true { #expect(!l.features.isEmpty || payload.last == 0xFF) }
         if let v = hex("tds_version") { #expect(UInt64(l.tdsVersion) == v) }
         if let v = f["packet_size"] as? Int { #expect(Int(l.packetSize) == v) }
         if let v = hex("client_prog_ver") { #expect(UInt64(l.clientProgramVersion) == v) }

@@ -78,6 +78,33 @@ func sampleReply() -> ByteBuffer {
         #expect(s.isComplete)
     }
 
+    @Test func largePLPRowsAreConsumedAsTheyArrive() throws {
+        let cols = [TDSColumn(name: "id", type: .int4, flags: 0), TDSColumn(name: "blob", type: .varbinary(maxLength: 0xFFFF))]
+        let big = [UInt8](repeating: 0x33, count: 200_000)
+        var w = TDSTokenWriter()
+        let whole = encode {
+            w.write([.colMetadata(cols), .row([.int(1), .bytes(big)]), .nbcRow([.int(2), .null]), .done(Done(status: [.count], rowCount: 2))],
+                    into: &$0)
+        }.bytes
+        var s = TDSTokenScanner()
+        var b = ByteBuffer()
+        var summaries: [TDSTokenSummary] = []
+        var maxHeld = 0
+        var offset = 0
+        while offset < whole.count {
+            let n = min(4096, whole.count - offset)
+            b.writeBytes(whole[offset..<(offset + n)])
+            offset += n
+            summaries += try s.scan(&b)
+            maxHeld = max(maxHeld, b.readableBytes)
+            b.discardReadBytes()
+        }
+        #expect(maxHeld < 4096, "the scanner holds back at most a partial small token")
+        #expect(summaries.map(\.name) == ["COLMETADATA", "ROW", "NBCROW", "DONE"])
+        #expect(summaries[1].length == 1 + 4 + 8 + 4 + big.count + 4)
+        #expect(s.rowsSeen == 2 && s.isComplete && !s.isInsideRow)
+    }
+
     @Test func attentionAcknowledgement() throws {
         var b = encode {
             TDSToken.done(Done(status: [.more])).write(into: &$0)
