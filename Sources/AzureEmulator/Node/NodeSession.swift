@@ -308,6 +308,8 @@ struct NodeSession {
         sql = SQLSessionContext(serverName: serverName, nodeName: env.node.name, database: database, principal: principal,
                                 spid: spid, localPort: env.node.port, clientAddress: clientAddress, readOnly: readOnly,
                                 geoLinks: env.deployment.geoLinks(node: env.node.name, database: database))
+        sql?.appName = login.appName
+        sql?.hostName = login.hostName
         phase = .loggedIn
         env.log("session node=\(env.node.name) client=\(clientAddress) identity=\(principal) intent=\(intentForLog) database=\(database) tds=0x\(String(login.tdsVersion, radix: 16)) encryption=\(strict ? "strict" : (encrypted ? "full" : "login-only/none")) login=ok")
         return [.write(out)]

@@ -96,6 +96,10 @@ struct Evaluator {
             return (.string(context.principal), .nvarchar(128))
         case "USER_NAME", "CURRENT_USER":
             return (.string("dbo"), .nvarchar(128))
+        case "APP_NAME":
+            return (.string(context.appName), .nvarchar(128))
+        case "HOST_NAME":
+            return (.string(context.hostName), .nvarchar(128))
         case "DB_NAME":
             return (.string(context.database), .nvarchar(128))
         case "DB_ID":

@@ -9,6 +9,8 @@ struct SQLSessionContext: Sendable {
     var spid: Int
     var localPort: Int
     var clientAddress: String
+    var appName: String = ""
+    var hostName: String = ""
     var readOnly: Bool
     var geoLinks: [GeoLinkStatus]
     var lastRowCount: Int = 0
