@@ -292,12 +292,16 @@ struct ServicePrincipalTokenProvider: AccessTokenProvider {
         self.clientID = clientID
         self.tenantID = tenantID
         let label = "service_principal(client_id=\(clientID), tenant=\(tenantID))"
-        if let secret = spec.clientSecret ?? (spec.clientSecretFile == nil ? env("AZURE_CLIENT_SECRET") : nil), !secret.isEmpty {
+        // The spec's own credential wins; the environment's only fills in when it has none.
+        let specHasCredential = spec.clientSecret != nil || spec.clientSecretFile != nil || spec.certificateFile != nil
+        let secret = specHasCredential ? spec.clientSecret : env("AZURE_CLIENT_SECRET")
+        let certificatePath = specHasCredential ? spec.certificateFile : env("AZURE_CLIENT_CERTIFICATE_PATH")
+        if let secret, !secret.isEmpty {
             self.credential = .secret(secret)
         } else if let file = spec.clientSecretFile {
             _ = try SecretFile.read(file, what: "client secret file", identity: spec.name, label: label)
             self.credential = .secretFile(file)
-        } else if let certificateFile = spec.certificateFile ?? env("AZURE_CLIENT_CERTIFICATE_PATH") {
+        } else if let certificateFile = certificatePath {
             self.credential = .certificate(
                 try ClientCertificate(
                     certificateFile: certificateFile,

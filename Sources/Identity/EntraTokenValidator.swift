@@ -131,8 +131,9 @@ public actor EntraTokenValidator {
         guard alg == "RS256" else {
             throw EntraValidationError(reason: "alg '\(alg.clipped(20))' is not allowed (only RS256)")
         }
-        guard let kid = (header["kid"] as? String) ?? (header["x5t"] as? String), !kid.isEmpty else {
-            throw EntraValidationError(reason: "the token header names no signing key ('kid' or 'x5t')")
+        // Entra always sets `kid` (and `x5t`, the same value); JWTKit picks the key by `kid`.
+        guard let kid = header["kid"] as? String, !kid.isEmpty else {
+            throw EntraValidationError(reason: "the token header names no signing key ('kid')")
         }
         let keys = try await self.keys(containing: kid, now: now)
 

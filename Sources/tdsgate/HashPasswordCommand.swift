@@ -11,7 +11,7 @@ import Darwin
 #endif
 
 /// `tdsgate hash-password`: reads a password from standard input (never from the command line)
-/// and prints the salted PBKDF2 hash line to put under `sql_logins` in the configuration.
+/// and prints the salted PBKDF2 hash line to put under `logins` in the configuration.
 struct HashPasswordCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hash-password",

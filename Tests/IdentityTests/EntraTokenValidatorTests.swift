@@ -98,6 +98,13 @@ import Testing
             #expect(try await reasonFor(.wrongTenant).hasPrefix("tenant '00000000-dead-beef"))
             #expect(try await reasonFor(.missingExpiry) == "the token has no 'exp' claim")
             #expect(try await reasonFor(.malformed).contains("not a JWT"))
+            let noKid = try issuer.issueCustom(
+                claims: issuer.claims(for: alice, audience: Self.audience),
+                header: ["kid": .null]
+            )
+            #expect(await Self.reason(validator, noKid) == "the token header names no signing key ('kid')")
+            // None of the refusals needed another JWKS download.
+            #expect(fixture.entra.requestCount(.jwks) == 1)
         }
     }
 

@@ -39,6 +39,19 @@ final class GatewayContext: Sendable {
         self.entraValidators = validators
     }
 
+    /// PBKDF2 is deliberately slow: it runs on its own queue, never on an event loop or
+    /// the cooperative pool that every other login shares.
+    func verifyPassword(user: String, password: String) async -> Principal? {
+        let logins = self.logins
+        return await withCheckedContinuation { continuation in
+            Self.passwordQueue.async {
+                continuation.resume(returning: logins.authenticate(user: user, password: password))
+            }
+        }
+    }
+
+    private static let passwordQueue = DispatchQueue(label: "tdsgate.password-hashing", attributes: .concurrent)
+
     func cluster(for listener: ListenerConfig) -> ClusterConfig? {
         if let name = listener.cluster { return config.clusters.first { $0.name == name } }
         return config.clusters.count == 1 ? config.clusters.first : nil

@@ -76,7 +76,7 @@ struct SessionLogin {
         case .msal?:
             throw LoginRefusal(message: "Login failed: tdsgate accepts Entra access tokens (ActiveDirectoryAccessToken); the interactive/MSAL authentication workflow is not supported.")
         case nil:
-            guard let p = context.logins.authenticate(user: login.userName, password: login.password) else {
+            guard let p = await context.verifyPassword(user: login.userName, password: login.password) else {
                 context.throttle.recordFailure(clientAddress)
                 throw LoginRefusal(message: "Login failed for user '\(login.userName)'.", countsAsFailure: true)
             }
