@@ -13,8 +13,9 @@ start=$(date +%s)
 step() { echo "==> [$(( $(date +%s) - start ))s] $*"; }
 
 APT_PKGS=(unixodbc libltdl7 freetds-bin tdsodbc tshark haproxy)
-# pyopenssl: python-tds needs it for any TLS (cafile=, enc_login_only)
-PY_PKGS=(mssql-python pyodbc python-tds pyopenssl pymssql pytest pytest-timeout)
+# pyopenssl: python-tds needs it for any TLS (cafile=, enc_login_only); python-tds 1.17
+# calls X509.get_extension, which pyOpenSSL 25 removed, hence <25.
+PY_PKGS=(mssql-python pyodbc python-tds "pyopenssl<25" pymssql pytest pytest-timeout)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
@@ -48,16 +49,11 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import pip' 2>/dev/nu
     rm -rf "$VENV"
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" - "${PY_PKGS[@]}" <<'PY' 2>/dev/null
-import sys, importlib.metadata as md
-for name in sys.argv[1:]:
-    md.version(name)
-PY
-then
-    step "pip install ${PY_PKGS[*]}"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}" </dev/null
-fi
-"$VENV/bin/python" - "${PY_PKGS[@]}" mssql-python-odbc mssql-python-rs <<'PY'
+step "pip install ${PY_PKGS[*]}"
+# (a no-op without network traffic when everything is already satisfied)
+"$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}" </dev/null
+"$VENV/bin/python" - mssql-python pyodbc python-tds pyopenssl cryptography pymssql pytest \
+    pytest-timeout mssql-python-odbc mssql-python-rs <<'PY'
 import sys, importlib.metadata as md
 for name in sys.argv[1:]:
     try:
