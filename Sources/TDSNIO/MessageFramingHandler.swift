@@ -12,12 +12,16 @@ public final class TDSMessageFramingHandler: ChannelInboundHandler, RemovableCha
     private var assembler: TDSMessageAssembler
     private let maxPacketSize: Int
     private var failed = false
+    private let packetTap: (@Sendable (TDSPacket) -> Void)?
 
     /// `maxMessageSize` bounds reassembly (LOGIN7 is at most 128 KiB - 1; requests may be
     /// larger). `maxPacketSize` is the largest packet length accepted (TDS allows 32767).
-    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxPacketSize: Int = 32_768) {
+    /// `packetTap` sees every inbound packet as it arrived (after TLS), for captures.
+    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxPacketSize: Int = 32_768,
+                packetTap: (@Sendable (TDSPacket) -> Void)? = nil) {
         self.assembler = TDSMessageAssembler(maxMessageSize: maxMessageSize)
         self.maxPacketSize = maxPacketSize
+        self.packetTap = packetTap
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -57,6 +61,7 @@ public final class TDSMessageFramingHandler: ChannelInboundHandler, RemovableCha
         cumulation = nil
         do {
             while let packet = try TDSPacket.read(from: &buffer, maxPacketSize: maxPacketSize) {
+                packetTap?(packet)
                 if let message = try assembler.append(packet) {
                     context.fireChannelRead(wrapInboundOut(message))
                 }

@@ -18,6 +18,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Use consecutive ports from here (default: free ports).")
     var basePort: Int?
 
+    @Option(help: "Record every client packet (decrypted) per session as hex into this folder, in the Fixtures format.")
+    var captureDir: String?
+
     @Option(help: "Folder for the generated CA, certificates and the proxy's demo config (default: a temporary folder).")
     var stateDir: String?
 
@@ -30,7 +33,7 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let cfg = try EmulatorConfig.load(yaml: DemoDeployment.yaml)
         let base = basePort
-        try await EmulatorHost.run(config: cfg, basePort: base, portsFile: portsFile, stateDirectory: stateDir, banner: { rt in
+        try await EmulatorHost.run(config: cfg, basePort: base, portsFile: portsFile, stateDirectory: stateDir, captureDirectory: captureDir, banner: { rt in
             Banner.emulator(rt)
         }, extra: { rt, group, dir in
             try await Self.startProxy(runtime: rt, group: group, stateDirectory: dir, basePort: base)

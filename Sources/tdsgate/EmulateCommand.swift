@@ -16,6 +16,9 @@ struct EmulateCommand: AsyncParsableCommand {
     @Option(help: "Use consecutive ports from here for every port given as 0 (default: free ports).")
     var basePort: Int?
 
+    @Option(help: "Record every client packet (decrypted) per session as hex into this folder, in the Fixtures format.")
+    var captureDir: String?
+
     @Option(help: "Folder for the generated CA and certificates (default: a temporary folder).")
     var stateDir: String?
 

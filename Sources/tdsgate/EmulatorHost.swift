@@ -8,7 +8,7 @@ import NIOPosix
 enum EmulatorHost {
     /// `extra` runs once the emulator is up (the demo starts the proxy there); what it
     /// returns is merged into the ports file and printed after the emulator's banner.
-    static func run(config: EmulatorConfig, basePort: Int?, portsFile: String?, stateDirectory: String?,
+    static func run(config: EmulatorConfig, basePort: Int?, portsFile: String?, stateDirectory: String?, captureDirectory: String? = nil,
                     banner: (AzureEmulatorRuntime) -> String,
                     extra: ((AzureEmulatorRuntime, any EventLoopGroup, URL) async throws -> (ports: [String: Any], banner: String, stop: @Sendable () async -> Void))? = nil) async throws {
         var config = config
@@ -21,7 +21,8 @@ enum EmulatorHost {
         let logger = Logger(label: "tdsgate.emulator")
         let dir = URL(fileURLWithPath: stateDirectory ?? NSTemporaryDirectory() + "tdsgate-emulator-\(getpid())")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let runtime = try AzureEmulatorRuntime(config: config, group: group, stateDirectory: dir, logger: logger)
+        let runtime = try AzureEmulatorRuntime(config: config, group: group, stateDirectory: dir,
+                                               captureDirectory: captureDirectory.map { URL(fileURLWithPath: $0) }, logger: logger)
         try await runtime.start()
         var description = runtime.portsDescription()
         var text = banner(runtime)

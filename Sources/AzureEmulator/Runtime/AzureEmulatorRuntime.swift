@@ -20,7 +20,9 @@ public final class AzureEmulatorRuntime: Sendable {
     private let stateDirectory: URL
 
     /// `stateDirectory` receives the CA and server certificate PEM files.
-    public init(config: EmulatorConfig, group: any EventLoopGroup, stateDirectory: URL, pki: EmulatorPKI? = nil, logger: Logger) throws {
+    /// `captureDirectory`: record every client packet, decrypted, per session (fixtures).
+    public init(config: EmulatorConfig, group: any EventLoopGroup, stateDirectory: URL, pki: EmulatorPKI? = nil,
+                captureDirectory: URL? = nil, logger: Logger) throws {
         self.deployment = DeploymentState(config: config)
         self.group = group
         self.logger = logger
@@ -50,7 +52,8 @@ public final class AzureEmulatorRuntime: Sendable {
                 let env = NodeEnvironment(deployment: deployment, server: server, node: node,
                                           tlsAvailable: node.encryption != .notSupported, tlsHost: config.tlsHost,
                                           verifier: verifier, log: { line in logger.info("\(line)") })
-                listeners[node.name] = NodeListener(env: env, group: group, tls: node.encryption == .notSupported && !node.strict ? nil : tls)
+                listeners[node.name] = NodeListener(env: env, group: group, tls: node.encryption == .notSupported && !node.strict ? nil : tls,
+                                                    captureDirectory: captureDirectory)
             }
         }
         self.listeners = listeners

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -10,12 +11,14 @@ final class NodeListener: Sendable {
     let env: NodeEnvironment
     let group: any EventLoopGroup
     let tls: TDSServerTLS?
+    let captureDirectory: URL?
     private let state = Mutex<(listeners: [any Channel], sessions: [ObjectIdentifier: any Channel])>(([], [:]))
 
-    init(env: NodeEnvironment, group: any EventLoopGroup, tls: TDSServerTLS?) {
+    init(env: NodeEnvironment, group: any EventLoopGroup, tls: TDSServerTLS?, captureDirectory: URL? = nil) {
         self.env = env
         self.group = group
         self.tls = tls
+        self.captureDirectory = captureDirectory
     }
 
     /// Binds the configured address (and ::1 too when the TLS name is localhost, because
@@ -68,13 +71,17 @@ final class NodeListener: Sendable {
         let id = ObjectIdentifier(channel)
         state.withLock { $0.sessions[id] = channel }
         let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        let session = NodeSession(env: env, spid: env.deployment.nextSPID(), clientAddress: peer)
+        let spid = env.deployment.nextSPID()
+        let session = NodeSession(env: env, spid: spid, clientAddress: peer)
+        let capture = captureDirectory.flatMap { PacketCapture(directory: $0, node: env.node.name, session: spid, client: peer) }
         let handler = NodeChannelHandler(session: session) { [weak self] in
             self?.state.withLock { _ = $0.sessions.removeValue(forKey: id) }
         }
         let ops = channel.pipeline.syncOperations
         try ops.addHandler(TDSServerTransportHandler(tls: env.node.encryption == .notSupported && !env.node.strict ? nil : tls))
-        try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 4 * 1024 * 1024))
+        var tap: (@Sendable (TDSPacket) -> Void)?
+        if let capture { tap = { packet in capture.record(packet) } }
+        try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 4 * 1024 * 1024, packetTap: tap))
         try ops.addHandler(handler)
     }
 }
