@@ -1,0 +1,1 @@
+// Replaced by the benchmark's sources.
