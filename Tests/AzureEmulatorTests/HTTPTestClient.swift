@@ -134,7 +134,7 @@ enum RawHTTPClient {
             promise.fail(error)
             throw error
         }
-        let timeout = channel.eventLoop.scheduleTask(in: .seconds(10)) {
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(60)) {
             promise.fail(RawHTTPClientError.malformedResponse("timed out waiting for the server to close"))
             channel.close(promise: nil)
         }

@@ -58,7 +58,9 @@ func withEmulator<T: Sendable>(
 }
 
 /// Retries fast enough for tests.
-let fastRetry = RetryPolicy(maxRetries: 3, initialDelay: 0.01, maxDelay: 0.05, deadline: 10, requestTimeout: 10, jitter: 0.2)
+// Deadlines are generous: Swift Testing runs every test at once on 2 cores, and a loaded
+// CI machine must not turn a retry count into a wall-clock race.
+let fastRetry = RetryPolicy(maxRetries: 3, initialDelay: 0.01, maxDelay: 0.05, deadline: 120, requestTimeout: 60, jitter: 0.2)
 
 let httpClient = HTTPClient.shared
 

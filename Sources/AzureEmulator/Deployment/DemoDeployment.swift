@@ -7,6 +7,8 @@ public enum DemoDeployment {
 host: 127.0.0.1
 tls_host: localhost            # certificate name and redirect target drivers see
 http_port: 0                   # Entra/IMDS/ARM/control endpoint
+# tls: {certificate: node.pem, key: node-key.pem, ca: ca.pem}   # serve a given certificate
+#                                # instead of one from a throwaway CA generated at start
 subscription_id: 00000000-0000-4000-8000-00000000a001
 resource_group: rg-tdsgate-demo
 

@@ -15,9 +15,11 @@ public struct EmulatorConfig: Sendable, Decodable {
     public var httpPort: Int
     public var subscriptionID: String
     public var resourceGroup: String
+    /// A certificate to serve instead of one from the generated CA (PEM files).
+    public var tls: EmulatorTLSFiles?
 
     enum CodingKeys: String, CodingKey {
-        case tenant, servers, host
+        case tenant, servers, host, tls
         case failoverGroups = "failover_groups"
         case tlsHost = "tls_host"
         case httpPort = "http_port"
@@ -35,6 +37,7 @@ public struct EmulatorConfig: Sendable, Decodable {
         httpPort = try c.decodeIfPresent(Int.self, forKey: .httpPort) ?? 0
         subscriptionID = try c.decodeIfPresent(String.self, forKey: .subscriptionID) ?? "00000000-0000-4000-8000-00000000a001"
         resourceGroup = try c.decodeIfPresent(String.self, forKey: .resourceGroup) ?? "rg-tdsgate-emulator"
+        tls = try c.decodeIfPresent(EmulatorTLSFiles.self, forKey: .tls)
     }
 
     public static func load(yaml: String) throws -> EmulatorConfig {
@@ -69,6 +72,14 @@ public struct EmulatorConfig: Sendable, Decodable {
             }
         }
     }
+}
+
+/// `tls: {certificate: cert.pem, key: key.pem, ca: ca.pem}`: the nodes serve this
+/// certificate; `ca` is what clients must trust (reported as `ca_file`).
+public struct EmulatorTLSFiles: Sendable, Decodable {
+    public var certificate: String
+    public var key: String
+    public var ca: String
 }
 
 public struct EmulatorConfigError: Error, CustomStringConvertible {

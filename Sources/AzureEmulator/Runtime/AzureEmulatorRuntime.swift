@@ -29,12 +29,20 @@ public final class AzureEmulatorRuntime: Sendable {
         self.stateDirectory = stateDirectory
         let pki = try pki ?? EmulatorPKI.generate(commonName: "tdsgate emulator CA")
         self.pki = pki
-        var hosts = [config.tlsHost, "127.0.0.1", "::1"]
-        if config.host != "127.0.0.1" { hosts.append(config.host) }
-        let leaf = try pki.issueServerCertificate(hosts: Array(Set(hosts)).sorted(), validityDays: 30)
+        let leaf: (certificatePEM: String, privateKeyPEM: String)
+        let caPEM: String
+        if let given = config.tls {
+            leaf = (try String(contentsOfFile: given.certificate, encoding: .utf8), try String(contentsOfFile: given.key, encoding: .utf8))
+            caPEM = try String(contentsOfFile: given.ca, encoding: .utf8)
+        } else {
+            var hosts = [config.tlsHost, "127.0.0.1", "::1"]
+            if config.host != "127.0.0.1" { hosts.append(config.host) }
+            leaf = try pki.issueServerCertificate(hosts: Array(Set(hosts)).sorted(), validityDays: 30)
+            caPEM = pki.caCertificatePEM
+        }
         self.serverCertificatePEM = leaf.certificatePEM
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
-        try pki.caCertificatePEM.write(to: stateDirectory.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
+        try caPEM.write(to: stateDirectory.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
         try leaf.certificatePEM.write(to: stateDirectory.appendingPathComponent("server.pem"), atomically: true, encoding: .utf8)
         let tls = try TDSServerTLS(certificatePEM: leaf.certificatePEM, privateKeyPEM: leaf.privateKeyPEM)
 

@@ -72,6 +72,8 @@ enum ConfigNameRule {
 /// Walks a YAML node tree, turning values into Swift ones and collecting every problem.
 final class ConfigReader {
     private(set) var problems: [ConfigProblem] = []
+    /// `probe.identity` references, checked once the backend identities are known.
+    var probeReferences: [(path: String, name: String)] = []
     private var reported: Set<ConfigProblem> = []
     let baseDirectory: String
     let checkFiles: Bool

@@ -200,9 +200,22 @@ public struct ClusterConfig: Sendable, Hashable {
     public var connectTimeoutMs: Int
     public var loginTimeoutMs: Int
     public var endpoints: [EndpointConfig]
+    /// Health checks (HAProxy-like); `nil` = no probing: every endpoint is taken as
+    /// healthy and its configured role as true.
+    public var probe: ProbeConfig?
+    /// How read-intent sessions spread over healthy replicas.
+    public var balancing: String
+    /// Read-intent sessions go to the primary when no replica is healthy.
+    public var readFallbackToPrimary: Bool
+    /// How long a write login waits for a primary during a failover.
+    public var maxWriteWaitMs: Int
+    /// Sessions on a demoted primary: `immediately` or `after_request`.
+    public var demotion: String
 
     public static let defaultConnectTimeoutMs = 5_000
     public static let defaultLoginTimeoutMs = 15_000
+    public static let balancingModes = ["round_robin", "least_sessions", "lowest_latency"]
+    public static let demotionModes = ["immediately", "after_request"]
 
     public init(
         name: String,
@@ -211,7 +224,12 @@ public struct ClusterConfig: Sendable, Hashable {
         strict: Bool = false,
         connectTimeoutMs: Int = ClusterConfig.defaultConnectTimeoutMs,
         loginTimeoutMs: Int = ClusterConfig.defaultLoginTimeoutMs,
-        endpoints: [EndpointConfig] = []
+        endpoints: [EndpointConfig] = [],
+        probe: ProbeConfig? = nil,
+        balancing: String = "round_robin",
+        readFallbackToPrimary: Bool = true,
+        maxWriteWaitMs: Int = 15_000,
+        demotion: String = "after_request"
     ) {
         self.name = name
         self.databases = databases
@@ -220,10 +238,34 @@ public struct ClusterConfig: Sendable, Hashable {
         self.connectTimeoutMs = connectTimeoutMs
         self.loginTimeoutMs = loginTimeoutMs
         self.endpoints = endpoints
+        self.probe = probe
+        self.balancing = balancing
+        self.readFallbackToPrimary = readFallbackToPrimary
+        self.maxWriteWaitMs = maxWriteWaitMs
+        self.demotion = demotion
     }
 
     public func endpoint(named name: String) -> EndpointConfig? {
         endpoints.first { $0.name == name }
+    }
+}
+
+/// `probe:` of a cluster: a real TDS login with `identity` and a role query.
+public struct ProbeConfig: Sendable, Hashable {
+    public var identity: String
+    public var database: String?
+    public var intervalMs: Int
+    public var timeoutMs: Int
+    public var rise: Int
+    public var fall: Int
+
+    public init(identity: String, database: String? = nil, intervalMs: Int = 2_000, timeoutMs: Int = 2_000, rise: Int = 2, fall: Int = 3) {
+        self.identity = identity
+        self.database = database
+        self.intervalMs = intervalMs
+        self.timeoutMs = timeoutMs
+        self.rise = rise
+        self.fall = fall
     }
 }
 
@@ -241,6 +283,8 @@ public struct EndpointConfig: Sendable, Hashable {
     /// Name expected in the backend certificate; defaults to `host`.
     public var tlsName: String
     public var role: EndpointRole
+    /// A geo-replicated server: probes also read sys.dm_geo_replication_link_status.
+    public var geo: Bool = false
 
     public static let defaultPort = 1433
     public static let defaultRole = EndpointRole.auto

@@ -85,6 +85,9 @@ extension ConfigReader {
         if let node = top["backend_identities"] {
             config.backendIdentities = parseBackendIdentities(node, names: &identityNames)
         }
+        for ref in probeReferences {
+            checkReference(ref.name, at: ref.path, what: "backend identity", names: identityNames)
+        }
         if let node = top["logins"] {
             config.logins = parseLogins(node, at: "logins", names: &loginNames)
         }
@@ -246,7 +249,8 @@ extension ConfigReader {
 
     func parseClusters(_ node: Node, names: inout [String: String]) -> [ClusterConfig] {
         var result: [ClusterConfig] = []
-        let keys = ["name", "databases", "ca_file", "strict", "connect_timeout_ms", "login_timeout_ms", "endpoints"]
+        let keys = ["name", "databases", "ca_file", "strict", "connect_timeout_ms", "login_timeout_ms", "endpoints",
+                    "probe", "balancing", "read_fallback_to_primary", "max_write_wait_ms", "demotion"]
         for item in namedItems(node, at: "clusters", keys: keys, what: "cluster", names: &names) {
             let m = item.map
             var cluster = ClusterConfig(name: item.name ?? "")
@@ -258,6 +262,29 @@ extension ConfigReader {
             cluster.strict = bool(m, "strict") ?? false
             cluster.connectTimeoutMs = int(m, "connect_timeout_ms", default: ClusterConfig.defaultConnectTimeoutMs, range: 1...600_000)
             cluster.loginTimeoutMs = int(m, "login_timeout_ms", default: ClusterConfig.defaultLoginTimeoutMs, range: 1...600_000)
+            if let text = string(m, "balancing") {
+                if ClusterConfig.balancingModes.contains(text) { cluster.balancing = text } else {
+                    report(m.path("balancing"), "must be one of \(ClusterConfig.balancingModes.joined(separator: ", "))")
+                }
+            }
+            if let text = string(m, "demotion") {
+                if ClusterConfig.demotionModes.contains(text) { cluster.demotion = text } else {
+                    report(m.path("demotion"), "must be one of \(ClusterConfig.demotionModes.joined(separator: ", "))")
+                }
+            }
+            cluster.readFallbackToPrimary = bool(m, "read_fallback_to_primary") ?? true
+            cluster.maxWriteWaitMs = int(m, "max_write_wait_ms", default: 15_000, range: 0...600_000)
+            if let probeNode = m["probe"], let p = map(probeNode, at: m.path("probe"),
+                                                      keys: ["identity", "database", "interval_ms", "timeout_ms", "rise", "fall"]) {
+                var probe = ProbeConfig(identity: string(p, "identity", required: true) ?? "")
+                probe.database = string(p, "database")
+                probe.intervalMs = int(p, "interval_ms", default: 2_000, range: 100...600_000)
+                probe.timeoutMs = int(p, "timeout_ms", default: 2_000, range: 100...600_000)
+                probe.rise = int(p, "rise", default: 2, range: 1...100)
+                probe.fall = int(p, "fall", default: 3, range: 1...100)
+                cluster.probe = probe
+                probeReferences.append((p.path("identity"), probe.identity))
+            }
             if let endpointsNode = m["endpoints"] {
                 cluster.endpoints = parseEndpoints(endpointsNode, at: m.path("endpoints"))
             } else {
@@ -274,7 +301,7 @@ extension ConfigReader {
             return []
         }
         if sequence.isEmpty { report(base, "must list at least one endpoint") }
-        let keys = ["name", "host", "port", "tls_name", "role"]
+        let keys = ["name", "host", "port", "tls_name", "role", "geo"]
         var parsed: [(endpoint: EndpointConfig, explicitName: Bool, path: String)] = []
         for (index, element) in sequence.enumerated() {
             let path = ConfigPath.index(base, index)
@@ -297,7 +324,9 @@ extension ConfigReader {
                 tlsName = text
             }
             let role = m["role"].flatMap { choice($0, at: m.path("role"), as: EndpointRole.self) } ?? EndpointConfig.defaultRole
-            parsed.append((EndpointConfig(name: name ?? "", host: host, port: port, tlsName: tlsName, role: role), name != nil, path))
+            var endpoint = EndpointConfig(name: name ?? "", host: host, port: port, tlsName: tlsName, role: role)
+            endpoint.geo = bool(m, "geo") ?? false
+            parsed.append((endpoint, name != nil, path))
         }
         // Default names: the host, or host:port when the host is shared.
         var hostCounts: [String: Int] = [:]

@@ -1,11 +1,12 @@
 import Logging
 import NIOCore
+import Routing
 import TDSNIO
 
 /// Replaces the login-time handlers of both legs with a linked pair of relay handlers.
 enum Relay {
     static func start(client ctx: ChannelHandlerContext, clientSession: ClientSessionHandler, backend: BackendLeg,
-                      logger: Logger, sessionLabel: String) throws {
+                      logger: Logger, sessionLabel: String, cluster: ClusterRuntime, endpoint: String, intent: SessionIntent) throws {
         ctx.eventLoop.assertInEventLoop()
         precondition(backend.channel.eventLoop === ctx.eventLoop, "both legs of a session share one event loop")
         let ended: @Sendable (String) -> Void = { reason in
@@ -27,5 +28,13 @@ enum Relay {
         backendOps.removeHandler(messages, promise: nil)
         try backendOps.addHandler(toClient)
         backendOps.removeHandler(framing, promise: nil)
+
+        // Registered with the cluster so that a demoted primary's sessions can be closed.
+        let loop = ctx.eventLoop
+        let bound = NIOLoopBound(toClient, eventLoop: loop)
+        let id = cluster.sessionOpened(on: endpoint, handle: .init(intent: intent, close: { afterRequest in
+            loop.execute { bound.value.requestClose(afterCurrentRequest: afterRequest) }
+        }))
+        ctx.channel.closeFuture.whenComplete { _ in cluster.sessionClosed(on: endpoint, id: id) }
     }
 }

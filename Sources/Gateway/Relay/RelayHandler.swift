@@ -16,6 +16,10 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let onClose: @Sendable (String) -> Void
     private(set) var bytesIn: Int = 0
     private var closing = false
+    /// On the server-to-client handler: a client request was sent and its reply has not
+    /// ended yet (a packet with EOM from the server ends it).
+    private var requestInFlight = false
+    private var closeAfterReply = false
 
     init(label: String, onClose: @escaping @Sendable (String) -> Void) {
         self.label = label
@@ -55,6 +59,10 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard bytes.readableBytes >= Int(length) else { break }
             let packet = bytes.readSlice(length: Int(length))!
             let isAttention = packet.getInteger(at: packet.readerIndex, as: UInt8.self) == TDSPacketType.attention.rawValue
+            let endsMessage = (packet.getInteger(at: packet.readerIndex + 1, as: UInt8.self) ?? 0) & TDSPacketStatus.endOfMessage.rawValue != 0
+            if endsMessage {
+                if label == "client" { peer.requestInFlight = true } else { requestInFlight = false }
+            }
             peerContext.write(NIOAny(packet), promise: nil)
             peer.wroteSinceFlush = true
             if isAttention {
@@ -73,6 +81,19 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let peer, peer.wroteSinceFlush, let pc = peer.context {
             peer.wroteSinceFlush = false
             pc.flush()
+        }
+        if label == "server", closeAfterReply, !requestInFlight {
+            closeBoth(reason: "the endpoint was demoted; session closed after its request")
+        }
+    }
+
+    /// Closes the session now, or once the reply to the request in flight has been relayed
+    /// (call on the server-to-client handler, on its event loop).
+    func requestClose(afterCurrentRequest: Bool) {
+        if afterCurrentRequest && requestInFlight {
+            closeAfterReply = true
+        } else {
+            closeBoth(reason: "the endpoint was demoted; session closed")
         }
     }
 

@@ -14,6 +14,7 @@ final class GatewayContext: Sendable {
     let entraValidators: [String: EntraTokenValidator]
     let backendTLS = BackendTLSContexts()
     let logger: Logger
+    let clusters: [String: ClusterRuntime]
 
     init(config: GatewayConfig, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config
@@ -37,6 +38,7 @@ final class GatewayContext: Sendable {
                 httpClient: httpClient)
         }
         self.entraValidators = validators
+        self.clusters = Dictionary(uniqueKeysWithValues: config.clusters.map { ($0.name, ClusterRuntime(config: $0, logger: logger)) })
     }
 
     /// PBKDF2 is deliberately slow: it runs on its own queue, never on an event loop or
@@ -52,9 +54,9 @@ final class GatewayContext: Sendable {
 
     private static let passwordQueue = DispatchQueue(label: "tdsgate.password-hashing", attributes: .concurrent)
 
-    func cluster(for listener: ListenerConfig) -> ClusterConfig? {
-        if let name = listener.cluster { return config.clusters.first { $0.name == name } }
-        return config.clusters.count == 1 ? config.clusters.first : nil
+    func cluster(for listener: ListenerConfig) -> ClusterRuntime? {
+        if let name = listener.cluster { return clusters[name] }
+        return clusters.count == 1 ? clusters.values.first : nil
     }
 
     static func spec(_ c: BackendIdentityConfig) -> BackendIdentitySpec {

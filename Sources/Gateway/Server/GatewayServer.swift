@@ -54,6 +54,7 @@ public final class GatewayServer: Sendable {
     private let certificates = Mutex<[String: ListenerCertificate]>([:])
     private let sessionCounter = Mutex(0)
     private let watcher = Mutex<Task<Void, Never>?>(nil)
+    private let probers = Mutex<[Task<Void, Never>]>([])
     public let httpClient: HTTPClient
 
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
@@ -100,7 +101,26 @@ public final class GatewayServer: Sendable {
                                                         "client_encryption": "\(listener.clientEncryption.map(\.rawValue).sorted())"])
         }
         startCertificateWatcher()
+        startProbers()
         return ports
+    }
+
+    /// One probe loop per endpoint of every cluster that configures `probe:`.
+    private func startProbers() {
+        var tasks: [Task<Void, Never>] = []
+        for runtime in context.clusters.values {
+            guard let probe = runtime.config.probe else { continue }
+            for endpoint in runtime.config.endpoints {
+                let prober = Prober(context: context, cluster: runtime, endpoint: endpoint, probe: probe, eventLoop: group.next())
+                tasks.append(Task { await prober.run() })
+            }
+        }
+        probers.withLock { $0 = tasks }
+    }
+
+    /// Cluster states as text (roles, health, sessions), for logs and `tdsgate status`.
+    public func clusterSummaries() -> [String: String] {
+        context.clusters.mapValues { $0.summary() }
     }
 
     /// SIGHUP: reload every listener's certificate and key now.
@@ -152,6 +172,7 @@ public final class GatewayServer: Sendable {
 
     public func stop() async {
         watcher.withLock { $0?.cancel() }
+        probers.withLock { for t in $0 { t.cancel() } }
         let all = listeners.withLock { c in defer { c = [] }; return c }
         for c in all { try? await c.close() }
         for c in sessions.withLock({ Array($0.values) }) { try? await c.close() }

@@ -155,7 +155,8 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             phase = .done
             do {
                 try Relay.start(client: ctx, clientSession: self, backend: r.backend, logger: self.context.logger,
-                                sessionLabel: "session=\(sessionID) principal=\(r.principal.name)")
+                                sessionLabel: "session=\(sessionID) principal=\(r.principal.name)",
+                                cluster: r.cluster, endpoint: r.endpoint, intent: r.intent)
             } catch {
                 r.backend.close()
                 ctx.close(promise: nil)
@@ -163,7 +164,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             }
             self.context.logger.info("session relaying", metadata: [
                 "session": "\(sessionID)", "client": "\(clientAddress)", "principal": "\(r.principal.name)",
-                "method": "\(r.principal.method.rawValue)", "cluster": "\(r.cluster)", "database": "\(r.database)",
+                "method": "\(r.principal.method.rawValue)", "cluster": "\(r.cluster.config.name)", "endpoint": "\(r.endpoint)", "database": "\(r.database)",
                 "intent": "\(login.readOnlyIntent ? "ReadOnly" : "ReadWrite")", "backend": "\(r.backend.target)",
                 "redirects": "\(r.hops)", "retries": "\(r.retries)",
                 "client_tls": "\(strict ? "strict" : "\(tls)")",

@@ -2,6 +2,7 @@ import Foundation
 import Identity
 import Logging
 import NIOCore
+import Routing
 import TDS
 
 /// A completed login: the backend connection ready for the relay and the reply for the client.
@@ -9,7 +10,9 @@ struct SessionLoginResult {
     var backend: BackendLeg
     var clientReply: ByteBuffer
     var principal: Principal
-    var cluster: String
+    var cluster: ClusterRuntime
+    var endpoint: String
+    var intent: SessionIntent
     var database: String
     var hops: Int
     var retries: Int
@@ -33,9 +36,10 @@ struct SessionLogin {
             throw LoginRefusal(message: "Login failed: too many failed logins from \(clientAddress); try again later.")
         }
         let principal = try await authenticate(login)
-        guard let cluster = context.cluster(for: listener) else {
+        guard let runtime = context.cluster(for: listener) else {
             throw LoginRefusal(message: "Login failed: listener '\(listener.name)' has no cluster to send sessions to.")
         }
+        let cluster = runtime.config
         let database = login.database.isEmpty ? (cluster.databases.first ?? "") : login.database
         if !cluster.databases.isEmpty, !cluster.databases.contains(where: { $0.lowercased() == database.lowercased() }) {
             throw LoginRefusal(message: "Login failed: database '\(database)' is not served by cluster '\(cluster.name)'.")
@@ -52,7 +56,7 @@ struct SessionLogin {
             forceReadOnly = force
         }
         let deadline = started + .milliseconds(cluster.loginTimeoutMs)
-        return try await connectBackend(login: login, principal: principal, cluster: cluster, database: database,
+        return try await connectBackend(login: login, principal: principal, runtime: runtime, database: database,
                                         rule: rule, forceReadOnly: forceReadOnly, deadline: deadline)
     }
 
@@ -85,72 +89,95 @@ struct SessionLogin {
         }
     }
 
-    private func connectBackend(login: Login7, principal: Principal, cluster: ClusterConfig, database: String,
+    private func connectBackend(login: Login7, principal: Principal, runtime: ClusterRuntime, database: String,
                                 rule: PolicyRule, forceReadOnly: Bool, deadline: ContinuousClock.Instant) async throws(LoginRefusal) -> SessionLoginResult {
-        guard let endpoint = cluster.endpoints.first(where: { $0.role != .replica }) ?? cluster.endpoints.first else {
-            throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' has no endpoints.")
-        }
-        var target = BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.caFile,
-                                   strict: cluster.strict, connectTimeout: .milliseconds(Int64(cluster.connectTimeoutMs)))
+        let cluster = runtime.config
+        let intent = SessionIntent(readOnlyIntent: login.readOnlyIntent, writeAllowed: !forceReadOnly)
+        var avoiding: Set<String> = []
         var hops = 0
         var retries = 0
         var lastProblem = ""
         while true {
             if ContinuousClock.now >= deadline {
-                throw LoginRefusal(number: 40613, severity: 17,
+                // Not a transient number: tdsgate has already waited and retried, and drivers
+                // would retry a 40613 until their own timeout and hide this message.
+                throw LoginRefusal(state: 2,
                                    message: "Login failed: cluster '\(cluster.name)' did not complete the login in time (\(cluster.loginTimeoutMs) ms). Last problem: \(lastProblem)")
             }
-            let token: AccessToken
-            do {
-                token = try await context.tokens.token(identity: rule.backendIdentity)
-            } catch {
-                throw LoginRefusal(message: "Login failed: tdsgate could not get an access token for backend identity '\(rule.backendIdentity)': \(error)")
+            let endpointName: String
+            switch await runtime.route(intent: intent, database: database, deadline: deadline, avoiding: avoiding) {
+            case .refuse(let reason):
+                throw LoginRefusal(state: 2, message: "Login failed: \(reason)")
+            case .wait:
+                continue
+            case .endpoint(let name, _):
+                endpointName = name
             }
-            let attempt: Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> = await attemptLogin(
-                target: target, login: login, token: token.token, principal: principal, rule: rule, forceReadOnly: forceReadOnly)
-            switch attempt {
-            case .failure(let e):
-                lastProblem = e.description
-                if retries < Self.maxTransientRetries && ContinuousClock.now + backoff(retries) < deadline {
-                    try? await Task.sleep(for: backoff(retries))
-                    retries += 1
-                    continue
+            guard let endpoint = runtime.endpoint(named: endpointName) else { continue }
+            var target = BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.caFile,
+                                       strict: cluster.strict, connectTimeout: .milliseconds(Int64(cluster.connectTimeoutMs)))
+            // Redirect hops for this endpoint.
+            while true {
+                let token: AccessToken
+                do {
+                    token = try await context.tokens.token(identity: rule.backendIdentity)
+                } catch {
+                    throw LoginRefusal(message: "Login failed: tdsgate could not get an access token for backend identity '\(rule.backendIdentity)': \(error)")
                 }
-                throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' is unreachable: \(e.description)")
-            case .success(let (leg, reply, payload)):
-                if reply.loggedIn, let routing = reply.routing {
-                    leg.close()
-                    hops += 1
-                    guard hops <= Self.maxRedirects else {
-                        throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' redirected more than \(Self.maxRedirects) times.")
-                    }
-                    // The worker's certificate must carry the name Azure redirected to.
-                    target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: cluster.caFile,
-                                           strict: cluster.strict, connectTimeout: target.connectTimeout)
-                    continue
+                let tag = (rule.tagAppName || listener.tagSessions) ? sessionTag(principal: principal.name) : nil
+                let accessToken = token.token
+                let backendLogin: BackendLoginAttempt.Login7Builder = { echo, nonce in
+                    backendLogin7(from: login, accessToken: accessToken, fedAuthEcho: echo, nonce: nonce,
+                                  appNameTag: tag, forceReadOnly: forceReadOnly)
                 }
-                if reply.loggedIn {
-                    do {
-                        let clientReply = try clientLoginReply(payload, clientFeatures: Set(login.features.map(\.id)),
-                                                               clientSentFeatureExt: login.hasFeatureExtension)
-                        return SessionLoginResult(backend: leg, clientReply: clientReply, principal: principal, cluster: cluster.name,
-                                                  database: reply.database ?? database, hops: hops, retries: retries)
-                    } catch {
+                let attempt = await BackendLoginAttempt(context: context, eventLoop: eventLoop).run(target: target, login: backendLogin)
+                switch attempt {
+                case .failure(let e):
+                    lastProblem = e.description
+                    runtime.recordPassiveFailure(.connect(e.description), for: endpointName)
+                case .success(let (leg, reply, payload)):
+                    if reply.loggedIn, let routing = reply.routing {
                         leg.close()
-                        throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
+                        hops += 1
+                        guard hops <= Self.maxRedirects else {
+                            throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' redirected more than \(Self.maxRedirects) times.")
+                        }
+                        // The worker's certificate must carry the name Azure redirected to.
+                        target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: cluster.caFile,
+                                               strict: cluster.strict, connectTimeout: target.connectTimeout)
+                        continue
                     }
+                    if reply.loggedIn {
+                        do {
+                            let clientReply = try clientLoginReply(payload, clientFeatures: Set(login.features.map(\.id)),
+                                                                   clientSentFeatureExt: login.hasFeatureExtension)
+                            return SessionLoginResult(backend: leg, clientReply: clientReply, principal: principal, cluster: runtime,
+                                                      endpoint: endpointName, intent: intent, database: reply.database ?? database,
+                                                      hops: hops, retries: retries)
+                        } catch {
+                            leg.close()
+                            throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
+                        }
+                    }
+                    leg.close()
+                    let first = reply.errors.first
+                    lastProblem = first.map { "error \($0.number): \($0.message)" } ?? "no LOGINACK"
+                    guard reply.isTransientFailure else {
+                        throw LoginRefusal(number: first?.number ?? 18456, severity: first?.severity ?? 14, state: first?.state ?? 1,
+                                           message: "Azure SQL (cluster '\(cluster.name)', \(target)) refused tdsgate's login with backend identity '\(rule.backendIdentity)': \(first?.message ?? "no reason given")")
+                    }
+                    runtime.recordPassiveFailure(.login(number: first?.number ?? 0, message: first?.message ?? ""), for: endpointName)
                 }
-                leg.close()
-                let first = reply.errors.first
-                lastProblem = first.map { "error \($0.number): \($0.message)" } ?? "no LOGINACK"
-                if reply.isTransientFailure && retries < Self.maxTransientRetries && ContinuousClock.now + backoff(retries) < deadline {
-                    try? await Task.sleep(for: backoff(retries))
-                    retries += 1
-                    continue
-                }
-                throw LoginRefusal(number: first?.number ?? 18456, severity: first?.severity ?? 14, state: first?.state ?? 1,
-                                   message: "Azure SQL (cluster '\(cluster.name)', \(target)) refused tdsgate's login with backend identity '\(rule.backendIdentity)': \(first?.message ?? "no reason given")")
+                break
             }
+            // A failed or transient attempt: back off, then route again (another endpoint
+            // when the cluster has one).
+            guard retries < Self.maxTransientRetries, ContinuousClock.now + backoff(retries) < deadline else {
+                throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' is unreachable: \(lastProblem)")
+            }
+            try? await Task.sleep(for: backoff(retries))
+            retries += 1
+            avoiding.insert(endpointName)
         }
     }
 
@@ -160,42 +187,4 @@ struct SessionLogin {
         return .milliseconds(base + Int.random(in: 0...(base / 2)))
     }
 
-    private func attemptLogin(target: BackendTarget, login: Login7, token: String, principal: Principal, rule: PolicyRule,
-                              forceReadOnly: Bool) async -> Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> {
-        let leg: BackendLeg
-        do {
-            leg = try await BackendLeg.connect(target, on: eventLoop, tls: context.backendTLS)
-        } catch let e as BackendError {
-            return .failure(e)
-        } catch {
-            return .failure(BackendError(description: "\(error)"))
-        }
-        do {
-            if !target.strict {
-                let server = try await leg.prelogin(clientTraceID: nil)
-                guard let enc = server.encryption?.mode, enc != .notSupported else {
-                    throw BackendError(description: "\(target) does not offer encryption; tdsgate only logs in to Azure SQL over TLS")
-                }
-                try await leg.startTLS(context: context.backendTLS.context(caFile: target.caFile, strict: false), inPrelogin: true)
-            } else {
-                _ = try await leg.prelogin(clientTraceID: nil)
-            }
-            let echo = leg.serverPrelogin?.fedAuthRequired == 0x01
-            let backendLogin = backendLogin7(from: login, accessToken: token, fedAuthEcho: echo, nonce: leg.serverPrelogin?.nonce,
-                                             appNameTag: (rule.tagAppName || listener.tagSessions) ? sessionTag(principal: principal.name) : nil,
-                                             forceReadOnly: forceReadOnly)
-            var payload = ByteBufferAllocator().buffer(capacity: 1024)
-            backendLogin.write(into: &payload)
-            try await leg.send(TDSMessage(type: .login7, payload: payload))
-            let reply = try await leg.receive()
-            let parsed = try BackendLoginReply(parsing: reply.payload)
-            return .success((leg, parsed, reply.payload))
-        } catch let e as BackendError {
-            leg.close()
-            return .failure(e)
-        } catch {
-            leg.close()
-            return .failure(BackendError(description: "login exchange with \(target) failed: \(error)"))
-        }
-    }
 }

@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import NIOCore
+import Routing
+import Synchronization
+
+/// The live state of one cluster: its `ClusterTopology` (fed by probes and by what sessions
+/// see), the router, logins waiting for a primary, and the sessions on each endpoint so
+/// that a demoted primary's sessions can be closed. Decisions are Routing's; this type only
+/// serialises access and carries out the events.
+final class ClusterRuntime: Sendable {
+    let config: ClusterConfig
+    private let logger: Logger
+
+    /// A relayed session, for closing it when its endpoint is demoted.
+    struct SessionHandle: Sendable {
+        var intent: SessionIntent
+        var close: @Sendable (_ afterCurrentRequest: Bool) -> Void
+    }
+
+    private struct State: Sendable {
+        var topology: ClusterTopology
+        var router = Router()
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var sessions: [String: [UUID: SessionHandle]] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    init(config: ClusterConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        let spec = ClusterSpec(
+            name: config.name, databases: config.databases,
+            endpoints: config.endpoints.map { e in
+                EndpointSpec(name: e.name, roleHint: RoleHint(rawValue: e.role.rawValue) ?? .auto, geo: e.geo,
+                             probe: ProbeSettings(interval: .milliseconds(config.probe?.intervalMs ?? 2_000),
+                                                  timeout: .milliseconds(config.probe?.timeoutMs ?? 2_000),
+                                                  rise: config.probe?.rise ?? 2, fall: config.probe?.fall ?? 3))
+            },
+            demotionPolicy: config.demotion == "immediately" ? .immediately : .afterCurrentRequest)
+        var topology = ClusterTopology(spec)
+        let router = Router(maxWriteWait: .milliseconds(config.maxWriteWaitMs))
+        if config.probe == nil {
+            // Without probes the configuration is the truth: replicas are read-only, the
+            // rest (a server name or failover-group listener) takes writes.
+            let now = ContinuousClock.now
+            for e in config.endpoints {
+                let role: ObservedRole = e.role == .replica ? .readOnly : .readWrite
+                _ = topology.record(probe: .success(role: role, latency: .zero), for: e.name, at: now)
+            }
+        }
+        state = Mutex(State(topology: topology, router: router))
+    }
+
+    var options: RouteOptions {
+        RouteOptions(allowReadOnlyFallbackToPrimary: config.readFallbackToPrimary,
+                     balancing: Balancing(rawValue: config.balancing) ?? .roundRobin)
+    }
+
+    func endpoint(named name: String) -> EndpointConfig? { config.endpoint(named: name) }
+
+    /// An endpoint for a new session, waiting (bounded) while the cluster has no primary.
+    func route(intent: SessionIntent, database: String, deadline: ContinuousClock.Instant, avoiding: Set<String>) async -> RouteDecision {
+        let waitingSince = ContinuousClock.now
+        while true {
+            let now = ContinuousClock.now
+            let decision = state.withLock { s in
+                s.router.decide(intent: intent, database: database, options: options, topology: s.topology, now: now,
+                                waitingSince: waitingSince, loginDeadline: deadline, avoiding: avoiding)
+            }
+            guard case .wait(let until, let reason) = decision else { return decision }
+            logger.info("login waits for a primary", metadata: ["cluster": "\(config.name)", "reason": "\(reason)"])
+            await waitForChange(until: until)
+        }
+    }
+
+    /// Suspends until the topology changes (a primary appears) or `until`. The waiter is
+    /// registered before its timeout is armed, so an instant already past still wakes it.
+    private func waitForChange(until: ContinuousClock.Instant) async {
+        let id = UUID()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            state.withLock { $0.waiters[id] = c }
+            Task {
+                try? await Task.sleep(until: until, clock: .continuous)
+                self.wake(id)
+            }
+        }
+    }
+
+    private func wake(_ id: UUID) {
+        if let c = state.withLock({ $0.waiters.removeValue(forKey: id) }) { c.resume() }
+    }
+
+    private func wakeAll() {
+        let all = state.withLock { s in defer { s.waiters = [:] }; return Array(s.waiters.values) }
+        for c in all { c.resume() }
+    }
+
+    // MARK: What probes and sessions report
+
+    func record(probe: ProbeResult, for endpoint: String) {
+        let events = state.withLock { $0.topology.record(probe: probe, for: endpoint, at: .now) }
+        handle(events)
+    }
+
+    func recordPassiveFailure(_ reason: FailureReason, for endpoint: String) {
+        let events = state.withLock { $0.topology.recordPassiveFailure(reason, for: endpoint, at: .now) }
+        handle(events)
+    }
+
+    func sessionOpened(on endpoint: String, handle: SessionHandle) -> UUID {
+        let id = UUID()
+        state.withLock { s in
+            s.topology.sessionOpened(on: endpoint, intent: handle.intent)
+            s.sessions[endpoint, default: [:]][id] = handle
+        }
+        return id
+    }
+
+    func sessionClosed(on endpoint: String, id: UUID) {
+        let events: [TopologyEvent] = state.withLock { s in
+            guard let h = s.sessions[endpoint]?.removeValue(forKey: id) else { return [] }
+            return s.topology.sessionClosed(on: endpoint, intent: h.intent, at: .now)
+        }
+        handle(events)
+    }
+
+    func nextProbeDelay(_ endpoint: String) -> Duration {
+        state.withLock { $0.topology[endpoint]?.health.nextProbeDelay } ?? .seconds(2)
+    }
+
+    func summary() -> String { state.withLock { $0.topology.summary(now: .now) } }
+
+    var currentPrimary: String? { state.withLock { $0.topology.currentPrimary } }
+
+    private func handle(_ events: [TopologyEvent]) {
+        for event in events {
+            switch event {
+            case .primaryChanged(let from, let to, _):
+                logger.notice("primary changed", metadata: ["cluster": "\(config.name)", "from": "\(from ?? "none")", "to": "\(to ?? "none")"])
+                if to != nil { wakeAll() }
+            case .demoted(let endpoint, let cause, let scope, let policy, _):
+                let victims = state.withLock { s in
+                    (s.sessions[endpoint] ?? [:]).values.filter { scope == .allSessions || $0.intent == .readWrite }
+                }
+                logger.notice("endpoint demoted: closing its sessions", metadata: [
+                    "cluster": "\(config.name)", "endpoint": "\(endpoint)", "cause": "\(cause)",
+                    "sessions": "\(victims.count)", "policy": "\(policy)",
+                ])
+                for v in victims { v.close(policy == .afterCurrentRequest) }
+            case .endpointDown(let endpoint, let reason, _):
+                logger.warning("endpoint down", metadata: ["cluster": "\(config.name)", "endpoint": "\(endpoint)", "reason": "\(reason)"])
+            case .endpointUp(let endpoint, _):
+                logger.info("endpoint up", metadata: ["cluster": "\(config.name)", "endpoint": "\(endpoint)"])
+            default:
+                logger.debug("topology event", metadata: ["cluster": "\(config.name)", "event": "\(event)"])
+            }
+        }
+    }
+}

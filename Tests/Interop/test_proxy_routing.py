@@ -1,0 +1,189 @@
+"""tdsgate placing sessions by intent and following failovers, with real probes against
+the emulated deployment: read-intent to a replica, writes to the confirmed primary, a
+planned failover followed without losing an acknowledged write, a killed replica taken
+out of rotation."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytds
+import pytest
+
+import interop
+from proxy_process import ProxyProcess, free_ports, hash_password
+
+USER, PASSWORD = "route-user", "Route-Passw0rd!"
+PROBE_INTERVAL_S = 0.5
+
+
+def _node(dep, name):
+    return next(n for n in dep.nodes if n["name"] == name)
+
+
+def _post(dep, path, body=None, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = path if path.startswith("http") else dep.data["control_url"] + path
+    req = urllib.request.Request(url, data=json.dumps(body or {}).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def routing_proxy(deployment, tmp_path_factory):
+    work = tmp_path_factory.mktemp("routing-proxy")
+    state = Path(deployment.data["proxy"]["config_file"]).parent
+    port = free_ports(1)[0]
+    east, replica, west = (_node(deployment, n) for n in ("east-primary", "east-replica", "west-primary"))
+    config = f"""listeners:
+  - name: main
+    address: 127.0.0.1
+    port: {port}
+    tls: {{certificate: "{state}/proxy.pem", key: "{state}/proxy-key.pem"}}
+    client_encryption: [required, strict, plaintext]
+    cluster: orders
+clusters:
+  - name: orders
+    databases: [appdb]
+    ca_file: "{deployment.ca_file}"
+    login_timeout_ms: 15000
+    max_write_wait_ms: 10000
+    demotion: immediately
+    probe: {{identity: mi, interval_ms: {int(PROBE_INTERVAL_S * 1000)}, timeout_ms: 2000, rise: 1, fall: 2}}
+    endpoints:
+      - {{name: east, host: localhost, port: {east["port"]}, tls_name: localhost, geo: true}}
+      - {{name: east-ro, host: localhost, port: {replica["port"]}, tls_name: localhost, role: replica}}
+      - {{name: west, host: localhost, port: {west["port"]}, tls_name: localhost, geo: true}}
+backend_identities:
+  - {{name: mi, kind: imds, endpoint: "{deployment.imds_url}"}}
+logins:
+  - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
+policy:
+  - {{name: route, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
+"""
+    proxy = ProxyProcess(work, config, port)
+    time.sleep(PROBE_INTERVAL_S * 4)  # first probe rounds
+    yield proxy, port, {"east": east["port"], "east-ro": replica["port"], "west": west["port"]}
+    proxy.stop()
+
+
+def _connect(port, readonly=False):
+    return pytds.connect(server="127.0.0.1", port=port, database="appdb", user=USER, password=PASSWORD,
+                         login_timeout=15, timeout=10, autocommit=True, readonly=readonly)
+
+
+def _one(conn, sql):
+    cur = conn.cursor()
+    cur.execute(sql)
+    return cur.fetchall()[0][0]
+
+
+def _where(conn):
+    return int(_one(conn, "SELECT CONNECTIONPROPERTY('local_tcp_port')"))
+
+
+def test_read_intent_to_a_replica_write_to_the_primary(deployment, routing_proxy):
+    proxy, port, ports = routing_proxy
+    with _connect(port) as conn:
+        assert _where(conn) == ports["east"], proxy.log()[-3000:]
+        assert _one(conn, "SELECT DATABASEPROPERTYEX(DB_NAME(), 'Updateability')") == "READ_WRITE"
+    seen = set()
+    for _ in range(4):
+        with _connect(port, readonly=True) as conn:
+            seen.add(_where(conn))
+            assert _one(conn, "SELECT DATABASEPROPERTYEX(DB_NAME(), 'Updateability')") == "READ_ONLY"
+    assert seen <= {ports["east-ro"], ports["west"]} and seen, seen
+
+
+def test_planned_failover_is_followed_without_losing_acknowledged_writes(deployment, routing_proxy):
+    proxy, port, ports = routing_proxy
+    table = interop.unique("fo_px")
+    with _connect(port) as conn:
+        conn.cursor().execute(f"CREATE TABLE {table} (k INT PRIMARY KEY, endpoint INT)")
+    acked: list[tuple[int, int]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def writer():
+        k = 0
+        conn = None
+        deadline = time.monotonic() + 40
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = _connect(port)
+                k += 1
+                where = _where(conn)
+                conn.cursor().execute(f"INSERT INTO {table} VALUES ({k}, {where})")
+                acked.append((k, where))
+            except Exception as e:  # noqa: BLE001 - every error a client sees is recorded
+                errors.append(str(e)[:200])
+                try:
+                    conn and conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                conn = None
+                time.sleep(0.05)
+            time.sleep(0.02)
+        if conn:
+            conn.close()
+
+    th = threading.Thread(target=writer)
+    th.start()
+    time.sleep(1.5)
+    mgmt = interop.fetch_imds_token(deployment.imds_url, None, resource="https://management.azure.com/")["access_token"]
+    arm = deployment.data["arm_url"]
+    t0 = time.monotonic()
+    _post(deployment, f"{arm}/servers/sqlemu-west/failoverGroups/fog-app/failover?api-version=2021-11-01", token=mgmt)
+    try:
+        first_west = None
+        while time.monotonic() - t0 < 20:
+            if any(w == ports["west"] for _, w in acked):
+                first_west = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+        stop.set()
+        th.join(timeout=30)
+        assert first_west is not None, f"writes never reached the new primary; errors: {errors[-5:]}\n{proxy.log()[-3000:]}"
+        # Writes resume within 2 probe intervals plus one login (generous margin for CI).
+        assert first_west < 2 * PROBE_INTERVAL_S + 5, first_west
+        assert all(w in (ports["east"], ports["west"]) for _, w in acked)
+        with _connect(port) as conn:
+            assert _where(conn) == ports["west"]
+            cur = conn.cursor()
+            cur.execute(f"SELECT k FROM {table}")
+            present = {r[0] for r in cur.fetchall()}
+        missing = [k for k, _ in acked if k not in present]
+        assert not missing, f"acknowledged writes lost: {missing[:10]}"
+        print(f"\n[failover] first write on the new primary after {first_west:.2f}s; "
+              f"{len(acked)} acknowledged writes, {len(errors)} client errors")
+    finally:
+        stop.set()
+        _post(deployment, f"{arm}/servers/sqlemu-east/failoverGroups/fog-app/failover?api-version=2021-11-01", token=mgmt)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with _connect(port) as conn:
+                    if _where(conn) == ports["east"]:
+                        break
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.2)
+
+
+def test_killed_replica_stops_receiving_reads(deployment, routing_proxy):
+    proxy, port, ports = routing_proxy
+    _post(deployment, "/emulator/nodes/east-replica/kill")
+    try:
+        time.sleep(PROBE_INTERVAL_S * 2 * 2 + 1)  # fall = 2 probes, with margin
+        for _ in range(4):
+            with _connect(port, readonly=True) as conn:
+                assert _where(conn) != ports["east-ro"]
+    finally:
+        _post(deployment, "/emulator/nodes/east-replica/restore")
