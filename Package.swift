@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -37,9 +38,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "HTTPServerKit",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "AzureEmulator",
             dependencies: [
-                "TDS", "TDSNIO",
+                "TDS", "TDSNIO", "HTTPServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -72,7 +82,8 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "TDS", "TDSNIO", "Identity", "Routing",
+                "TDS", "TDSNIO", "Identity", "Routing", "HTTPServerKit",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -97,6 +108,7 @@ let package = Package(
             dependencies: [
                 "TDS", "TDSNIO", "AzureEmulator", "Identity", "Gateway", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -113,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "IdentityTests",
             dependencies: [
-                "Identity", "AzureEmulator",
+                "Identity", "AzureEmulator", "HTTPServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -130,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "AzureEmulatorTests",
             dependencies: [
-                "AzureEmulator", "TDS", "TDSNIO",
+                "AzureEmulator", "TDS", "TDSNIO", "HTTPServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -46,12 +46,14 @@ struct DemoCommand: AsyncParsableCommand {
         let leaf = try rt.pki.issueServerCertificate(hosts: ["localhost", "127.0.0.1", "::1"], validityDays: 30)
         try leaf.certificatePEM.write(to: dir.appendingPathComponent("proxy.pem"), atomically: true, encoding: .utf8)
         try leaf.privateKeyPEM.write(to: dir.appendingPathComponent("proxy-key.pem"), atomically: true, encoding: .utf8)
-        let proxyPort = try basePort.map { $0 + 100 } ?? FreePorts.take(1)[0]
+        let free = try FreePorts.take(2)
+        let proxyPort = basePort.map { $0 + 100 } ?? free[0]
+        let adminPort = basePort.map { $0 + 101 } ?? free[1]
         let d = rt.portsDescription()
         let nodes = d["nodes"] as? [[String: Any]] ?? []
         let gateway = nodes.first { ($0["name"] as? String) == "east-gateway" }?["port"] as? Int ?? 0
         var values = [
-            "PROXY_PORT": String(proxyPort), "STATE_DIR": dir.path, "TENANT_ID": rt.config.tenant.id,
+            "PROXY_PORT": String(proxyPort), "ADMIN_PORT": String(adminPort), "STATE_DIR": dir.path, "TENANT_ID": rt.config.tenant.id,
             "JWKS_URL": d["jwks_url"] as? String ?? "", "IMDS_URL": d["imds_url"] as? String ?? "",
             "EAST_GATEWAY_PORT": String(gateway),
         ]
@@ -68,7 +70,7 @@ struct DemoCommand: AsyncParsableCommand {
         let backendName = proxyIdentity?.sqlPrincipalName(tenantID: rt.config.tenant.id) ?? "?"
         let ci = rt.config.tenant.identities.first { $0.name == "ci-deployer" }
         let ports: [String: Any] = [
-            "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": NSNull(), "config_file": configPath],
+            "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": "http://127.0.0.1:\(adminPort)", "config_file": configPath],
             "proxy_logins": proxyLogins.map { l -> [String: Any] in
                 ["user": l.user, "password": l.password, "database": "appdb", "backend_identity": backendName, "write": l.write]
             },
@@ -85,6 +87,7 @@ struct DemoCommand: AsyncParsableCommand {
             Server=tcp:localhost,\(proxyPort);Database=appdb;UID=app-user;PWD=\(proxyLogins[0].password);Encrypt=yes   (SSL_CERT_FILE=\(dir.path)/ca.pem)
           pytds:
             pytds.connect(server='localhost', port=\(proxyPort), database='appdb', user='app-user', password='\(proxyLogins[0].password)', cafile='\(dir.path)/ca.pem')
+          Admin API: http://127.0.0.1:\(adminPort)  (tdsgate status --admin-url http://127.0.0.1:\(adminPort))
           Entra token clients: get a token from \(d["token_url"] as? String ?? "") (client_credentials, client_id \(ci?.clientID ?? "?")) and pass it as an access token.
         """
         return (ports, banner, { await server.stop() })

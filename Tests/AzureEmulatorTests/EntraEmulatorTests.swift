@@ -2,6 +2,7 @@ import AzureEmulator
 import Foundation
 import NIOPosix
 import Testing
+import HTTPServerKit
 
 @Suite("Entra emulator endpoints")
 struct EntraEmulatorTests {
@@ -475,7 +476,7 @@ struct EntraEmulatorTests {
             )
         )
         #expect(response.status == .ok)
-        let token = try #require(try EmulatorJSON(parsing: response.body)["access_token"]?.stringValue)
+        let token = try #require(try JSONValue(parsing: response.body)["access_token"]?.stringValue)
         #expect(try emulator.verifier().verify(token).audience == Self.sql)
     }
 

@@ -1,14 +1,15 @@
 import AzureEmulator
 import Foundation
 import Testing
+import HTTPServerKit
 
 /// Decodes a JWT part without verifying anything (test helper).
-func decodeJWTPart(_ token: String, _ index: Int) throws -> EmulatorJSON {
+func decodeJWTPart(_ token: String, _ index: Int) throws -> JSONValue {
     let parts = token.split(separator: ".", omittingEmptySubsequences: false)
     var text = String(parts[index]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
     while text.count % 4 != 0 { text += "=" }
     let data = try #require(Data(base64Encoded: text))
-    return try EmulatorJSON(parsing: data)
+    return try JSONValue(parsing: data)
 }
 
 @Suite("Entra identities and tokens")
@@ -143,7 +144,7 @@ struct EntraTokenTests {
                 #expect(verified.sqlPrincipalName == "\(identity.clientID)@\(Self.tenantID)")
                 if identity.isManagedIdentity {
                     #expect(verified.claims["appidacr"] == "2")
-                    #expect(verified.claims["xms_mirid"] == identity.resourceID.map(EmulatorJSON.string))
+                    #expect(verified.claims["xms_mirid"] == identity.resourceID.map(JSONValue.string))
                 } else {
                     #expect(verified.claims["appidacr"] == "1")
                     #expect(verified.claims["xms_mirid"] == nil)
@@ -238,7 +239,7 @@ struct EntraTokenTests {
 
     @Test func verifierFromJWKSJSONAndKeyStability() throws {
         let issuer = Self.issuer
-        let jwks = try EmulatorJSON(parsing: issuer.jwksJSON)
+        let jwks = try JSONValue(parsing: issuer.jwksJSON)
         let key = try #require(jwks["keys"]?.arrayValue?.first)
         #expect(key["kty"] == "RSA")
         #expect(key["use"] == "sig")

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import Testing
+import HTTPServerKit
 
 @Suite("HTTP server")
 struct HTTPServerTests {
@@ -53,10 +54,10 @@ struct HTTPServerTests {
         let router = HTTPRouter(routes: Self.routes)
         let hello = await router.respond(to: HTTPServerRequest(method: .GET, uri: "/hello/world?q=1"))
         #expect(hello.status == .ok)
-        #expect(try EmulatorJSON(parsing: hello.body)["hello"] == "world")
+        #expect(try JSONValue(parsing: hello.body)["hello"] == "world")
         let missing = await router.respond(to: HTTPServerRequest(method: .GET, uri: "/nope"))
         #expect(missing.status == .notFound)
-        #expect(try EmulatorJSON(parsing: missing.body)["error"] == "not_found")
+        #expect(try JSONValue(parsing: missing.body)["error"] == "not_found")
         let wrongMethod = await router.respond(to: HTTPServerRequest(method: .DELETE, uri: "/echo"))
         #expect(wrongMethod.status == .methodNotAllowed)
         #expect(wrongMethod.headers.first(name: "Allow") == "POST")
@@ -114,7 +115,7 @@ struct HTTPServerTests {
     }
 
     @Test func stopClosesListenerAndConnections() async throws {
-        let server = EmulatorHTTPServer(group: MultiThreadedEventLoopGroup.singleton, routes: Self.routes)
+        let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, routes: Self.routes)
         let port = try await server.start()
         let response = try await RawHTTPClient.get("/hello/x", port: port)
         #expect(response.status == 200)
@@ -127,7 +128,7 @@ struct HTTPServerTests {
     @Test func servesHTTPSWithAnEmulatorPKICertificate() async throws {
         let pki = try EmulatorPKI.generate()
         let leaf = try pki.issueServerCertificate(hosts: ["localhost", "127.0.0.1"])
-        let serverTLS = try EmulatorHTTPServer.makeTLSContext(certificatePEM: leaf.certificatePEM, privateKeyPEM: leaf.privateKeyPEM)
+        let serverTLS = try HTTPServer.makeTLSContext(certificatePEM: leaf.certificatePEM, privateKeyPEM: leaf.privateKeyPEM)
         var clientConfiguration = TLSConfiguration.makeClientConfiguration()
         clientConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pki.caCertificatePEM.utf8)))
         clientConfiguration.certificateVerification = .fullVerification

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import HTTPServerKit
 
 /// One HTTP/1.1 response read off the wire.
 struct RawHTTPResponse: Sendable {
@@ -18,8 +19,8 @@ struct RawHTTPResponse: Sendable {
         String(decoding: self.body, as: UTF8.self)
     }
 
-    func json() throws -> EmulatorJSON {
-        try EmulatorJSON(parsing: self.body)
+    func json() throws -> JSONValue {
+        try JSONValue(parsing: self.body)
     }
 }
 
@@ -225,14 +226,14 @@ private final class ByteCollector: ChannelInboundHandler {
     }
 }
 
-/// Runs `body` with an ``EmulatorHTTPServer`` on a free loopback port.
+/// Runs `body` with an ``HTTPServer`` on a free loopback port.
 func withHTTPServer<T: Sendable>(
     routes: [HTTPRoute],
     maxBodySize: Int = 1 << 20,
     tls: NIOSSLContext? = nil,
-    _ body: (Int, EmulatorHTTPServer) async throws -> T
+    _ body: (Int, HTTPServer) async throws -> T
 ) async throws -> T {
-    let server = EmulatorHTTPServer(
+    let server = HTTPServer(
         group: MultiThreadedEventLoopGroup.singleton,
         host: "127.0.0.1",
         port: 0,

@@ -5,11 +5,12 @@ import NIOCore
 import NIOPosix
 
 @testable import Identity
+import HTTPServerKit
 
 /// An emulated Entra tenant served over HTTP on 127.0.0.1 (a free port).
 final class EmulatorFixture: Sendable {
     let entra: EntraEmulator
-    let server: EmulatorHTTPServer
+    let server: HTTPServer
     let baseURL: String
 
     var tenant: EmulatedTenant { self.entra.tenant }
@@ -19,7 +20,7 @@ final class EmulatorFixture: Sendable {
     var arcURL: String { self.baseURL + EntraEmulator.arcPath }
     var jwksURL: String { "\(self.baseURL)/\(self.tenantID)/discovery/v2.0/keys" }
 
-    private init(entra: EntraEmulator, server: EmulatorHTTPServer, baseURL: String) {
+    private init(entra: EntraEmulator, server: HTTPServer, baseURL: String) {
         self.entra = entra
         self.server = server
         self.baseURL = baseURL
@@ -27,7 +28,7 @@ final class EmulatorFixture: Sendable {
 
     static func start(tenant: EmulatedTenant = .demo()) async throws -> EmulatorFixture {
         let entra = try EntraEmulator(tenant: tenant)
-        let server = EmulatorHTTPServer(group: MultiThreadedEventLoopGroup.singleton, host: "127.0.0.1", port: 0, routes: entra.routes)
+        let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, host: "127.0.0.1", port: 0, routes: entra.routes)
         let port = try await server.start()
         return EmulatorFixture(entra: entra, server: server, baseURL: "http://127.0.0.1:\(port)")
     }

@@ -39,7 +39,8 @@ def _post(dep, path, body=None, token=None):
 def routing_proxy(deployment, tmp_path_factory):
     work = tmp_path_factory.mktemp("routing-proxy")
     state = Path(deployment.data["proxy"]["config_file"]).parent
-    port = free_ports(1)[0]
+    port, admin_port = free_ports(2)
+    (work / "admin.token").write_text("admin-token-for-tests\n")
     east, replica, west = (_node(deployment, n) for n in ("east-primary", "east-replica", "west-primary"))
     config = f"""listeners:
   - name: main
@@ -66,9 +67,12 @@ logins:
   - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
 policy:
   - {{name: route, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
+admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admin.token"}}
 """
     proxy = ProxyProcess(work, config, port)
     time.sleep(PROBE_INTERVAL_S * 4)  # first probe rounds
+    proxy.admin_url = f"http://127.0.0.1:{admin_port}"
+    proxy.admin_token_file = work / "admin.token"
     yield proxy, port, {"east": east["port"], "east-ro": replica["port"], "west": west["port"]}
     proxy.stop()
 
@@ -187,3 +191,49 @@ def test_killed_replica_stops_receiving_reads(deployment, routing_proxy):
                 assert _where(conn) != ports["east-ro"]
     finally:
         _post(deployment, "/emulator/nodes/east-replica/restore")
+
+
+def _admin(proxy, path, method="GET", token=True):
+    headers = {"Authorization": "Bearer admin-token-for-tests"} if token else {}
+    req = urllib.request.Request(proxy.admin_url + path, headers=headers, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+def test_admin_api_health_state_metrics_and_drain(deployment, routing_proxy):
+    import subprocess
+    import urllib.error
+
+    import conftest
+
+    proxy, port, ports = routing_proxy
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        _admin(proxy, "/v1/clusters", token=False)
+    assert denied.value.code == 401
+    assert _admin(proxy, "/healthz") == (200, "ok\n")
+    assert _admin(proxy, "/readyz")[0] == 200
+    clusters = json.loads(_admin(proxy, "/v1/clusters")[1])
+    orders = clusters[0]
+    assert orders["name"] == "orders" and orders["primary"] == "east" and orders["probing"]
+    assert {e["name"]: e["last_role"] for e in orders["endpoints"]}["east-ro"] == "READ_ONLY"
+
+    # Drain both read replicas: read sessions fall back to the primary; enable restores.
+    for ep in ("east-ro", "west"):
+        _admin(proxy, f"/v1/clusters/orders/endpoints/{ep}/drain", method="POST")
+    try:
+        with _connect(port, readonly=True) as conn:
+            assert _where(conn) == ports["east"]
+    finally:
+        for ep in ("east-ro", "west"):
+            _admin(proxy, f"/v1/clusters/orders/endpoints/{ep}/enable", method="POST")
+    with _connect(port, readonly=True) as conn:
+        assert _where(conn) in (ports["east-ro"], ports["west"])
+        metrics = _admin(proxy, "/metrics")[1]
+    assert 'tdsgate_logins_total{listener="main",outcome="ok"}' in metrics
+    assert 'tdsgate_endpoint_primary{cluster="orders",endpoint="east"} 1' in metrics
+    assert "tdsgate_sessions{" in metrics and "tdsgate_relayed_bytes_total" in metrics
+
+    status = subprocess.run([conftest._build["bin"], "status", "--admin-url", proxy.admin_url,
+                             "--token-file", str(proxy.admin_token_file)], capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0, status.stderr
+    assert "east-ro" in status.stdout and "READ_ONLY" in status.stdout and "yes" in status.stdout, status.stdout

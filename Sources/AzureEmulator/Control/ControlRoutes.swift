@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import HTTPServerKit
 
 /// The ARM-like failover API and the emulator-only controls (README: "Control API").
 /// ARM calls need a bearer token for https://management.azure.com/ from the emulated
@@ -111,9 +112,9 @@ enum ControlRoutes {
         ]
     }
 
-    private static func body(_ req: HTTPServerRequest) throws -> [String: EmulatorJSON] {
+    private static func body(_ req: HTTPServerRequest) throws -> [String: JSONValue] {
         if req.body.isEmpty { return [:] }
-        return try req.decodeJSON([String: EmulatorJSON].self)
+        return try req.decodeJSON([String: JSONValue].self)
     }
 
     private static func nodeOp(_ req: HTTPServerRequest, _ op: (String) async throws -> Void) async -> HTTPServerResponse {

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import HTTPServerKit
 
 /// The emulator's token-related endpoints, for fault injection and counters.
 public enum EntraEndpoint: String, Sendable, Hashable, CaseIterable {
@@ -22,7 +23,7 @@ public enum EntraEndpoint: String, Sendable, Hashable, CaseIterable {
 
 /// Emulated Microsoft Entra ID and managed-identity endpoints for one tenant.
 ///
-/// Mount ``routes`` on an ``EmulatorHTTPServer``. Endpoints:
+/// Mount ``routes`` on an ``HTTPServer``. Endpoints:
 /// - IMDS `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=...`
 ///   (`Metadata: true`, no `X-Forwarded-For`; selectors `client_id`, `object_id`, `msi_res_id`/`mi_res_id`).
 /// - App Service `GET /msi/token?resource=...&api-version=2019-08-01` with
@@ -229,7 +230,7 @@ public final class EntraEmulator: Sendable {
 
     // MARK: Routes
 
-    /// The routes to mount on an ``EmulatorHTTPServer``.
+    /// The routes to mount on an ``HTTPServer``.
     public var routes: [HTTPRoute] {
         [
             HTTPRoute(.GET, EntraEmulator.imdsPath) { [self] in self.handleIMDS($0) },
@@ -504,7 +505,7 @@ public final class EntraEmulator: Sendable {
 
     /// Nil when the assertion is acceptable for `identity`, else the AADSTS error reply.
     private func checkClientAssertion(_ assertion: String, for identity: EmulatedIdentity, now: Date) -> HTTPServerResponse? {
-        let claims: [String: EmulatorJSON]
+        let claims: [String: JSONValue]
         do {
             claims = try self.issuer.verifiedClaims(of: assertion)
         } catch {
@@ -579,7 +580,7 @@ public final class EntraEmulator: Sendable {
             )
             self.noteIssued(.token)
             let expiresIn = max(0, EntraIDs.epochSeconds(issued.expiresOn) - EntraIDs.epochSeconds(now))
-            var body: [String: EmulatorJSON] = [
+            var body: [String: JSONValue] = [
                 "token_type": "Bearer",
                 "expires_in": .int(expiresIn),
                 "ext_expires_in": .int(expiresIn),
@@ -614,7 +615,7 @@ public final class EntraEmulator: Sendable {
         let tenantID = self.tenant.tenantID
         let version = v2 ? "/v2.0" : ""
         let issuer = v2 ? "https://login.microsoftonline.com/\(tenantID)/v2.0" : self.issuer.issuerURL
-        let document: EmulatorJSON = [
+        let document: JSONValue = [
             "issuer": .string(issuer),
             "token_endpoint": .string("\(base)/\(tenantID)/oauth2\(version)/token"),
             "authorization_endpoint": .string("\(base)/\(tenantID)/oauth2\(version)/authorize"),

@@ -1,9 +1,10 @@
 import Foundation
+import HTTPServerKit
 
 /// A decoded (not yet verified) compact JWS: `base64url(header).base64url(payload).base64url(signature)`.
 struct EntraJWT: Sendable {
-    var header: [String: EmulatorJSON]
-    var claims: [String: EmulatorJSON]
+    var header: [String: JSONValue]
+    var claims: [String: JSONValue]
     /// The ASCII bytes `header.payload` that the signature covers.
     var signingInput: [UInt8]
     var signature: [UInt8]
@@ -26,10 +27,10 @@ struct EntraJWT: Sendable {
         guard let signature = EntraBase64URL.decode(parts[2]) else {
             throw .malformed("the signature is not base64url")
         }
-        guard let header = (try? EmulatorJSON(parsing: headerBytes))?.objectValue else {
+        guard let header = (try? JSONValue(parsing: headerBytes))?.objectValue else {
             throw .malformed("the header is not a JSON object")
         }
-        guard let claims = (try? EmulatorJSON(parsing: payloadBytes))?.objectValue else {
+        guard let claims = (try? JSONValue(parsing: payloadBytes))?.objectValue else {
             throw .malformed("the payload is not a JSON object")
         }
         return EntraJWT(
@@ -42,12 +43,12 @@ struct EntraJWT: Sendable {
 
     /// Serialises header and claims and appends `sign(signingInput)` (empty for `alg: none`).
     static func compose(
-        header: [String: EmulatorJSON],
-        claims: [String: EmulatorJSON],
+        header: [String: JSONValue],
+        claims: [String: JSONValue],
         sign: ([UInt8]) throws -> [UInt8]
     ) rethrows -> String {
-        let encodedHeader = EntraBase64URL.encode(EmulatorJSON.object(header).serialized())
-        let encodedPayload = EntraBase64URL.encode(EmulatorJSON.object(claims).serialized())
+        let encodedHeader = EntraBase64URL.encode(JSONValue.object(header).serialized())
+        let encodedPayload = EntraBase64URL.encode(JSONValue.object(claims).serialized())
         let signingInput = "\(encodedHeader).\(encodedPayload)"
         let signature = try sign(Array(signingInput.utf8))
         return "\(signingInput).\(EntraBase64URL.encode(signature))"

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import X509
 import _CryptoExtras
+import HTTPServerKit
 
 /// How ``EntraTokenIssuer/issueCustom(claims:header:signing:)`` signs a token.
 public enum EntraTokenSigning: Sendable, Hashable {
@@ -134,10 +135,10 @@ public final class EntraTokenIssuer: Sendable {
         now: Date = Date(),
         clientApplicationID: String? = nil,
         appIDACR: String? = nil
-    ) -> [String: EmulatorJSON] {
+    ) -> [String: JSONValue] {
         let issuedAt = EntraIDs.epochSeconds(now) - Int(EntraTokenIssuer.backdating)
         let expiresAt = EntraIDs.epochSeconds(now) + Int(self.tokenLifetime)
-        var claims: [String: EmulatorJSON] = [
+        var claims: [String: JSONValue] = [
             "aud": .string(audience),
             "iss": .string(self.issuerURL),
             "iat": .int(issuedAt),
@@ -216,11 +217,11 @@ public final class EntraTokenIssuer: Sendable {
     /// Signs arbitrary claims. The header starts as `{"typ":"JWT","alg":...,"kid":...,"x5t":...}`
     /// (per `signing`), then `header` entries are applied on top (`.null` removes a field).
     public func issueCustom(
-        claims: [String: EmulatorJSON],
-        header: [String: EmulatorJSON] = [:],
+        claims: [String: JSONValue],
+        header: [String: JSONValue] = [:],
         signing: EntraTokenSigning = .issuerKey
     ) throws -> String {
-        var fields: [String: EmulatorJSON] = ["typ": "JWT"]
+        var fields: [String: JSONValue] = ["typ": "JWT"]
         let sign: ([UInt8]) throws -> [UInt8]
         switch signing {
         case .issuerKey:
@@ -305,7 +306,7 @@ public final class EntraTokenIssuer: Sendable {
             tampered["oid"] = .string(EntraIDs.randomUUID())
             tampered["upn"] = "mallory@contoso.example"
             let parts = token.split(separator: ".")
-            let payload = EntraBase64URL.encode(EmulatorJSON.object(tampered).serialized())
+            let payload = EntraBase64URL.encode(JSONValue.object(tampered).serialized())
             return "\(parts[0]).\(payload).\(parts[2])"
         case .malformed:
             return "not-a-jwt"
@@ -326,7 +327,7 @@ public final class EntraTokenIssuer: Sendable {
         lifetime: TimeInterval = 3600
     ) throws -> String {
         let epoch = EntraIDs.epochSeconds(now)
-        let claims: [String: EmulatorJSON] = [
+        let claims: [String: JSONValue] = [
             "aud": .strings([audience]),
             "iss": .string(issuer ?? "https://oidc.tdsgate.invalid/\(self.tenantID)/"),
             "sub": .string(subject),
@@ -339,7 +340,7 @@ public final class EntraTokenIssuer: Sendable {
     }
 
     /// Verifies only the signature (RS256 with this issuer's key) and decodes the claims.
-    func verifiedClaims(of token: String) throws(EntraTokenError) -> [String: EmulatorJSON] {
+    func verifiedClaims(of token: String) throws(EntraTokenError) -> [String: JSONValue] {
         let jwt = try EntraJWT.parse(token)
         try self.verifier().verifySignature(jwt)
         return jwt.claims

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import _CryptoExtras
+import HTTPServerKit
 
 /// Why an access token was refused. Each case has a human ``message``.
 public enum EntraTokenError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -57,8 +58,8 @@ public enum EntraTokenError: Error, Sendable, Hashable, CustomStringConvertible 
 
 /// A token that passed ``EntraTokenVerifier/verify(_:now:)``.
 public struct VerifiedToken: Sendable, Hashable {
-    public var header: [String: EmulatorJSON]
-    public var claims: [String: EmulatorJSON]
+    public var header: [String: JSONValue]
+    public var claims: [String: JSONValue]
     public var issuer: String
     /// The `aud` value that matched.
     public var audience: String
@@ -212,7 +213,7 @@ public struct EntraTokenVerifier: Sendable {
         }
     }
 
-    static func date(_ claims: [String: EmulatorJSON], _ name: String, required: Bool) throws(EntraTokenError) -> Date? {
+    static func date(_ claims: [String: JSONValue], _ name: String, required: Bool) throws(EntraTokenError) -> Date? {
         guard let value = claims[name] else {
             if required { throw .malformed("the '\(name)' claim is missing") }
             return nil
@@ -240,7 +241,7 @@ public struct EntraTokenVerifier: Sendable {
     ///   issue #9584); the `appid` alone is what the database stores as the user's SID.
     ///   A token without `tid` uses `tenantID` if given, else the bare `appid`.
     /// - Otherwise (a user token without any name claim): the `oid`.
-    public static func sqlPrincipalName(claims: [String: EmulatorJSON], tenantID: String? = nil) -> String {
+    public static func sqlPrincipalName(claims: [String: JSONValue], tenantID: String? = nil) -> String {
         let identityType = claims["idtyp"]?.stringValue
         if identityType != "app" {
             for key in ["upn", "unique_name", "preferred_username"] {

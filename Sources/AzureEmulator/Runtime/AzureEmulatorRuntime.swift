@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 import TDSNIO
+import HTTPServerKit
 
 /// A running emulated Azure SQL deployment: one TDS listener per node, the Entra/IMDS/ARM
 /// HTTP endpoint, and the control operations tests and drills use.
@@ -16,7 +17,7 @@ public final class AzureEmulatorRuntime: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     private let listeners: [String: NodeListener]
-    private let http: Mutex<EmulatorHTTPServer?> = Mutex(nil)
+    private let http: Mutex<HTTPServer?> = Mutex(nil)
     private let stateDirectory: URL
 
     /// `stateDirectory` receives the CA and server certificate PEM files.
@@ -72,7 +73,7 @@ public final class AzureEmulatorRuntime: Sendable {
 
     public func start() async throws {
         for l in listeners.values { try await l.start() }
-        let server = EmulatorHTTPServer(group: group, host: config.host, port: config.httpPort,
+        let server = HTTPServer(group: group, host: config.host, port: config.httpPort,
                                         routes: entra.routes + ControlRoutes.routes(for: self))
         _ = try await server.start()
         http.withLock { $0 = server }

@@ -11,6 +11,7 @@ import Synchronization
 final class ClusterRuntime: Sendable {
     let config: ClusterConfig
     private let logger: Logger
+    let metrics: GatewayMetrics?
 
     /// A relayed session, for closing it when its endpoint is demoted.
     struct SessionHandle: Sendable {
@@ -27,9 +28,10 @@ final class ClusterRuntime: Sendable {
 
     private let state: Mutex<State>
 
-    init(config: ClusterConfig, logger: Logger) {
+    init(config: ClusterConfig, logger: Logger, metrics: GatewayMetrics? = nil) {
         self.config = config
         self.logger = logger
+        self.metrics = metrics
         let spec = ClusterSpec(
             name: config.name, databases: config.databases,
             endpoints: config.endpoints.map { e in
@@ -132,6 +134,22 @@ final class ClusterRuntime: Sendable {
 
     func summary() -> String { state.withLock { $0.topology.summary(now: .now) } }
 
+    func withTopology<T>(_ body: (ClusterTopology) -> T) -> T { state.withLock { body($0.topology) } }
+
+    /// Operator actions (admin API): drain, enable, disable an endpoint.
+    func setAdmin(_ action: String, endpoint: String) throws -> [TopologyEvent] {
+        let events: [TopologyEvent] = try state.withLock { s in
+            switch action {
+            case "drain": return try s.topology.drain(endpoint, at: .now)
+            case "enable": return try s.topology.enable(endpoint, at: .now)
+            case "disable": return try s.topology.disable(endpoint, at: .now)
+            default: return []
+            }
+        }
+        handle(events)
+        return events
+    }
+
     var currentPrimary: String? { state.withLock { $0.topology.currentPrimary } }
 
     private func handle(_ events: [TopologyEvent]) {
@@ -140,6 +158,7 @@ final class ClusterRuntime: Sendable {
             case .primaryChanged(let from, let to, _):
                 logger.notice("primary changed", metadata: ["cluster": "\(config.name)", "from": "\(from ?? "none")", "to": "\(to ?? "none")"])
                 if to != nil { wakeAll() }
+                if from != nil, to != nil { metrics?.failover(cluster: config.name) }
             case .demoted(let endpoint, let cause, let scope, let policy, _):
                 let victims = state.withLock { s in
                     (s.sessions[endpoint] ?? [:]).values.filter { scope == .allSessions || $0.intent == .readWrite }

@@ -35,6 +35,16 @@ enum Relay {
         let id = cluster.sessionOpened(on: endpoint, handle: .init(intent: intent, close: { afterRequest in
             loop.execute { bound.value.requestClose(afterCurrentRequest: afterRequest) }
         }))
-        ctx.channel.closeFuture.whenComplete { _ in cluster.sessionClosed(on: endpoint, id: id) }
+        let metrics = cluster.metrics
+        let clusterName = cluster.config.name
+        metrics?.session(cluster: clusterName, endpoint: endpoint, intent: intent.rawValue, delta: 1)
+        let counted = NIOLoopBound((toBackend, toClient), eventLoop: loop)
+        ctx.channel.closeFuture.whenComplete { _ in
+            cluster.sessionClosed(on: endpoint, id: id)
+            metrics?.session(cluster: clusterName, endpoint: endpoint, intent: intent.rawValue, delta: -1)
+            let (up, down) = counted.value
+            metrics?.relayed(direction: "client_to_server", bytes: up.bytesIn)
+            metrics?.relayed(direction: "server_to_client", bytes: down.bytesIn)
+        }
     }
 }

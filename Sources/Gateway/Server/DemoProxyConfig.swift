@@ -48,6 +48,9 @@ policy:
 
 throttle: {max_failures: 20, window_seconds: 60, block_seconds: 30}
 
+# Health, readiness, metrics and endpoint drain/enable (loopback, so no token needed).
+admin: {address: 127.0.0.1, port: ${ADMIN_PORT}}
+
 """
 
     /// Fills `${NAME}` placeholders.

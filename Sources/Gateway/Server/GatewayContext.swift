@@ -15,6 +15,7 @@ final class GatewayContext: Sendable {
     let backendTLS = BackendTLSContexts()
     let logger: Logger
     let clusters: [String: ClusterRuntime]
+    let metrics = GatewayMetrics()
 
     init(config: GatewayConfig, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config
@@ -38,7 +39,8 @@ final class GatewayContext: Sendable {
                 httpClient: httpClient)
         }
         self.entraValidators = validators
-        self.clusters = Dictionary(uniqueKeysWithValues: config.clusters.map { ($0.name, ClusterRuntime(config: $0, logger: logger)) })
+        let metrics = self.metrics
+        self.clusters = Dictionary(uniqueKeysWithValues: config.clusters.map { ($0.name, ClusterRuntime(config: $0, logger: logger, metrics: metrics)) })
     }
 
     /// PBKDF2 is deliberately slow: it runs on its own queue, never on an event loop or

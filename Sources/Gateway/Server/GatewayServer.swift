@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
+import HTTPServerKit
 import TDSNIO
 
 /// A listener's certificate, swapped in place on reload: sessions already running keep
@@ -55,6 +56,7 @@ public final class GatewayServer: Sendable {
     private let sessionCounter = Mutex(0)
     private let watcher = Mutex<Task<Void, Never>?>(nil)
     private let probers = Mutex<[Task<Void, Never>]>([])
+    private let admin = Mutex<HTTPServer?>(nil)
     public let httpClient: HTTPClient
 
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
@@ -102,6 +104,16 @@ public final class GatewayServer: Sendable {
         }
         startCertificateWatcher()
         startProbers()
+        if let adminConfig = context.config.admin {
+            let token = try adminConfig.bearerTokenFile.map {
+                try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let server = HTTPServer(group: group, host: adminConfig.address, port: adminConfig.port,
+                                    routes: AdminAPI.routes(context: context, bearerToken: token))
+            ports["admin"] = try await server.start()
+            admin.withLock { $0 = server }
+            context.logger.info("admin API listening", metadata: ["address": "\(adminConfig.address):\(ports["admin"]!)"])
+        }
         return ports
     }
 
@@ -171,6 +183,7 @@ public final class GatewayServer: Sendable {
     }
 
     public func stop() async {
+        if let server = admin.withLock({ s in defer { s = nil }; return s }) { try? await server.stop() }
         watcher.withLock { $0?.cancel() }
         probers.withLock { for t in $0 { t.cancel() } }
         let all = listeners.withLock { c in defer { c = [] }; return c }

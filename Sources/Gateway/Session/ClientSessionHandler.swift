@@ -139,6 +139,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
     private func finish(_ ctx: ChannelHandlerContext, _ result: Result<SessionLoginResult, LoginRefusal>, login: Login7) {
         switch result {
         case .failure(let refusal):
+            self.context.metrics.login(listener: listener.name, outcome: "refused")
             self.context.logger.info("login refused", metadata: [
                 "session": "\(sessionID)", "client": "\(clientAddress)", "user": "\(login.fedAuth == nil ? login.userName : "<token>")",
                 "error": "\(refusal.number)", "reason": "\(refusal.message)",
@@ -149,6 +150,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
                 r.backend.close()
                 return
             }
+            self.context.metrics.login(listener: listener.name, outcome: "ok")
             var out = ctx.channel.allocator.buffer(capacity: r.clientReply.readableBytes + 32)
             TDSMessage(type: .tabularResult, payload: r.clientReply).writePackets(into: &out, packetSize: 4096)
             ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)

@@ -133,7 +133,7 @@ public struct HTTPServerResponse: Sendable {
 
     /// A JSON response (`Content-Type: application/json; charset=utf-8`).
     public static func json(
-        _ value: EmulatorJSON,
+        _ value: JSONValue,
         status: HTTPResponseStatus = .ok,
         headers: HTTPHeaders = [:]
     ) -> HTTPServerResponse {

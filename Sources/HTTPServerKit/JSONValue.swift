@@ -4,17 +4,17 @@ import Foundation
 ///
 /// Numbers that are whole are kept as `.int` so that claims such as `exp` and `iat`
 /// serialise as `1700000000`, not `1.7e9`, the way Entra writes them.
-public enum EmulatorJSON: Sendable, Hashable {
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case int(Int)
     case double(Double)
     case string(String)
-    case array([EmulatorJSON])
-    case object([String: EmulatorJSON])
+    case array([JSONValue])
+    case object([String: JSONValue])
 }
 
-extension EmulatorJSON {
+extension JSONValue {
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
@@ -42,12 +42,12 @@ extension EmulatorJSON {
         return nil
     }
 
-    public var arrayValue: [EmulatorJSON]? {
+    public var arrayValue: [JSONValue]? {
         if case .array(let value) = self { return value }
         return nil
     }
 
-    public var objectValue: [String: EmulatorJSON]? {
+    public var objectValue: [String: JSONValue]? {
         if case .object(let value) = self { return value }
         return nil
     }
@@ -67,7 +67,7 @@ extension EmulatorJSON {
         }
     }
 
-    public subscript(key: String) -> EmulatorJSON? {
+    public subscript(key: String) -> JSONValue? {
         self.objectValue?[key]
     }
 
@@ -85,7 +85,7 @@ extension EmulatorJSON {
     }
 
     public init(parsing bytes: some DataProtocol) throws {
-        self = try JSONDecoder().decode(EmulatorJSON.self, from: Data(bytes))
+        self = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
     }
 
     public init(parsing string: String) throws {
@@ -93,7 +93,7 @@ extension EmulatorJSON {
     }
 }
 
-extension EmulatorJSON: Codable {
+extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
@@ -106,9 +106,9 @@ extension EmulatorJSON: Codable {
             self = .double(value)
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
-        } else if let value = try? container.decode([EmulatorJSON].self) {
+        } else if let value = try? container.decode([JSONValue].self) {
             self = .array(value)
-        } else if let value = try? container.decode([String: EmulatorJSON].self) {
+        } else if let value = try? container.decode([String: JSONValue].self) {
             self = .object(value)
         } else {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a JSON value")
@@ -130,23 +130,23 @@ extension EmulatorJSON: Codable {
     }
 }
 
-extension EmulatorJSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByFloatLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int) { self = .int(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(floatLiteral value: Double) { self = .double(value) }
-    public init(arrayLiteral elements: EmulatorJSON...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, EmulatorJSON)...) {
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
     public init(nilLiteral: ()) { self = .null }
 }
 
-extension EmulatorJSON {
+extension JSONValue {
     /// `.array` of `.string`s.
-    public static func strings(_ values: [String]) -> EmulatorJSON {
+    public static func strings(_ values: [String]) -> JSONValue {
         .array(values.map { .string($0) })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -10,14 +11,14 @@ import NIOSSL
 /// is closed), dispatched through an ``HTTPRouter`` and answered with `Content-Length`.
 /// Keep-alive and pipelining work (NIO's pipelining helper orders the responses).
 /// Pass `tlsConfiguration` to serve HTTPS (MSAL insists on an https authority).
-public final class EmulatorHTTPServer: Sendable {
+public final class HTTPServer: Sendable {
     public let host: String
     public let requestedPort: Int
     public let maxBodySize: Int
     public let router: HTTPRouter
     private let group: any EventLoopGroup
     private let sslContext: NIOSSLContext?
-    private let state = EntraLockedState(ServerState())
+    private let state = Mutex(ServerState())
 
     private struct ServerState: Sendable {
         var serverChannel: (any Channel)?
@@ -29,7 +30,7 @@ public final class EmulatorHTTPServer: Sendable {
     /// - Parameters:
     ///   - port: 0 picks a free port; ``start()`` returns the bound one.
     ///   - tls: a server TLS context (e.g. for a certificate from ``EmulatorPKI``) to serve HTTPS;
-    ///     see ``EmulatorHTTPServer/makeTLSContext(certificatePEM:privateKeyPEM:)``.
+    ///     see ``HTTPServer/makeTLSContext(certificatePEM:privateKeyPEM:)``.
     public init(
         group: any EventLoopGroup,
         host: String = "127.0.0.1",
@@ -73,21 +74,20 @@ public final class EmulatorHTTPServer: Sendable {
         let router = self.router
         let maxBodySize = self.maxBodySize
         let sslContext = self.sslContext
-        let state = self.state
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                let accepted = state.withLock { state -> Bool in
+            .childChannelInitializer { [self] channel in
+                let accepted = self.state.withLock { state -> Bool in
                     guard !state.stopped else { return false }
                     state.connections[ObjectIdentifier(channel)] = channel
                     return true
                 }
                 guard accepted else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in
-                    state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+                    self.state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -103,7 +103,7 @@ public final class EmulatorHTTPServer: Sendable {
         let channel = try await bootstrap.bind(host: self.host, port: self.requestedPort).get()
         guard let port = channel.localAddress?.port else {
             try? await channel.close()
-            throw EmulatorHTTPServerError.noBoundPort
+            throw HTTPServerError.noBoundPort
         }
         let alreadyStarted = self.state.withLock { state -> Bool in
             if state.serverChannel != nil { return true }
@@ -114,7 +114,7 @@ public final class EmulatorHTTPServer: Sendable {
         }
         if alreadyStarted {
             try? await channel.close()
-            throw EmulatorHTTPServerError.alreadyStarted
+            throw HTTPServerError.alreadyStarted
         }
         return port
     }
@@ -138,7 +138,7 @@ public final class EmulatorHTTPServer: Sendable {
     }
 }
 
-public enum EmulatorHTTPServerError: Error, Sendable, CustomStringConvertible {
+public enum HTTPServerError: Error, Sendable, CustomStringConvertible {
     case noBoundPort
     case alreadyStarted
 

@@ -1,0 +1,74 @@
+import Foundation
+import HTTPServerKit
+import NIOHTTP1
+
+/// The admin API (README "Admin API"): health, readiness, Prometheus metrics, cluster
+/// state, and drain/enable/disable of endpoints, like HAProxy's runtime API. A bearer
+/// token is required whenever `admin.bearer_token_file` is set (check-config demands it
+/// for non-loopback addresses).
+enum AdminAPI {
+    static func routes(context: GatewayContext, bearerToken: String?) -> [HTTPRoute] {
+        func guarded(_ handler: @escaping @Sendable (HTTPServerRequest) async -> HTTPServerResponse) -> @Sendable (HTTPServerRequest) async -> HTTPServerResponse {
+            { req in
+                if let bearerToken {
+                    let given = req.header("Authorization").map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
+                    guard constantTimeEquals(given, bearerToken) else {
+                        return .error(.unauthorized, code: "unauthorized", message: "this admin API needs Authorization: Bearer <token>")
+                    }
+                }
+                return await handler(req)
+            }
+        }
+        @Sendable func snapshots() -> [ClusterSnapshot] {
+            context.clusters.values.map { $0.snapshot() }.sorted { $0.name < $1.name }
+        }
+        return [
+            HTTPRoute(.GET, "/healthz", handler: guarded { _ in .text("ok\n") }),
+            HTTPRoute(.GET, "/readyz", handler: guarded { _ in
+                let missing = snapshots().filter { $0.primary == nil }.map(\.name)
+                if missing.isEmpty { return .text("ready\n") }
+                return .text("not ready: no primary in cluster(s) \(missing.joined(separator: ", "))\n", status: .serviceUnavailable)
+            }),
+            HTTPRoute(.GET, "/metrics", handler: guarded { _ in
+                let stats = await context.tokens.stats
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/plain; version=0.0.4")
+                return HTTPServerResponse(status: .ok, headers: headers,
+                                          body: Array(context.metrics.render(clusters: snapshots(), tokenStats: stats).utf8))
+            }),
+            HTTPRoute(.GET, "/v1/clusters", handler: guarded { _ in
+                (try? .json(encoding: snapshots())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
+            }),
+            HTTPRoute(.GET, "/v1/clusters/{name}", handler: guarded { req in
+                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
+                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                }
+                return (try? .json(encoding: c.snapshot())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
+            }),
+            HTTPRoute(.POST, "/v1/clusters/{name}/endpoints/{endpoint}/{action}", handler: guarded { req in
+                let action = req.pathParameters["action"] ?? ""
+                guard ["drain", "enable", "disable"].contains(action) else {
+                    return .error(.notFound, code: "unknown_action", message: "actions are drain, enable and disable")
+                }
+                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
+                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                }
+                let endpoint = req.pathParameters["endpoint"] ?? ""
+                do {
+                    _ = try c.setAdmin(action, endpoint: endpoint)
+                    context.logger.notice("admin action", metadata: ["cluster": "\(c.config.name)", "endpoint": "\(endpoint)", "action": "\(action)"])
+                    return (try? .json(encoding: c.snapshot())) ?? .text("ok\n")
+                } catch {
+                    return .error(.notFound, code: "unknown_endpoint", message: "\(error)")
+                }
+            }),
+        ]
+    }
+
+    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return diff == 0
+    }
+}
