@@ -126,19 +126,7 @@ public final class TDSServerTransportHandler: ChannelDuplexHandler, RemovableCha
             context.write(data, promise: promise)
             return
         }
-        var records = unwrapOutboundIn(data)
-        var out = context.channel.allocator.buffer(capacity: records.readableBytes + 64)
-        let maxPayload = 4096 - TDSPacketHeader.size
-        repeat {
-            let n = min(maxPayload, records.readableBytes)
-            let last = n == records.readableBytes
-            TDSPacketHeader(type: .prelogin, status: last ? .endOfMessage : [],
-                            length: UInt16(n + TDSPacketHeader.size), spid: 0,
-                            packetID: handshakePacketID, window: 0).write(into: &out)
-            handshakePacketID &+= 1
-            var slice = records.readSlice(length: n)!
-            out.writeBuffer(&slice)
-        } while records.readableBytes > 0
+        let out = HandshakeFraming.wrap(unwrapOutboundIn(data), packetID: &handshakePacketID, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(out), promise: promise)
     }
 

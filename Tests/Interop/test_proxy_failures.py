@@ -5,7 +5,6 @@ names the cluster and the cause, within its login timeout, never a hang. Runs it
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,20 +14,9 @@ import pytest
 
 import interop
 from interop import q
+from proxy_process import free_ports as _free_ports
 
 LOGIN = ("fail-user", "Fail-Passw0rd!")
-
-
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _bad_token(dep, kind: str) -> str:
