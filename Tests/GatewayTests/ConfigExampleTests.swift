@@ -33,10 +33,14 @@ struct ConfigExampleTests {
 
         let orders = try #require(config.cluster(named: "orders"))
         #expect(orders.databases == ["appdb"] && orders.caFile == "/etc/tdsgate/azure-ca.pem" && !orders.strict)
+        var geo = EndpointConfig(name: "geo", host: "myserver-west.database.windows.net", port: 1433, tlsName: "myserver-west.database.windows.net", role: .replica)
+        geo.geo = true
         #expect(orders.endpoints == [
             EndpointConfig(name: "gw", host: "myserver.database.windows.net", port: 1433, tlsName: "myserver.database.windows.net", role: .primary),
-            EndpointConfig(name: "geo", host: "myserver-west.database.windows.net", port: 1433, tlsName: "myserver-west.database.windows.net", role: .replica),
+            geo,
         ])
+        #expect(orders.probe == ProbeConfig(identity: "proxy-mi", database: "appdb", intervalMs: 2000, timeoutMs: 2000, rise: 2, fall: 3))
+        #expect(orders.balancing == "round_robin" && orders.readFallbackToPrimary && orders.maxWriteWaitMs == 15_000 && orders.demotion == "after_request")
 
         #expect(config.backendIdentities.map(\.kind) == ["imds", "service_principal"])
         let sp = try #require(config.backendIdentity(named: "reporting-sp"))
