@@ -40,40 +40,67 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         bytesIn += bytes.readableBytes
-        if var p = pending {
-            p.writeBuffer(&bytes)
-            bytes = p
-            pending = nil
-        }
         guard let peer, let peerContext = peer.context else {
             context.close(promise: nil)
             return
         }
+        // A packet split across reads: copy only the bytes that complete it, not the whole
+        // read (streaming reads almost always end mid-packet).
+        if var p = pending {
+            if p.readableBytes < TDSPacketHeader.size {
+                var head = bytes.readSlice(length: min(TDSPacketHeader.size - p.readableBytes, bytes.readableBytes))!
+                p.writeBuffer(&head)
+            }
+            if p.readableBytes >= TDSPacketHeader.size {
+                guard let length = packetLength(p) else {
+                    closeBoth(reason: "\(label) sent bytes that are not a TDS packet")
+                    return
+                }
+                var rest = bytes.readSlice(length: min(length - p.readableBytes, bytes.readableBytes))!
+                p.writeBuffer(&rest)
+                if p.readableBytes == length {
+                    pending = nil
+                    forward(p, peer: peer, peerContext: peerContext)
+                } else {
+                    pending = p
+                    return
+                }
+            } else {
+                pending = p
+                return
+            }
+        }
         while bytes.readableBytes >= TDSPacketHeader.size {
-            guard let length = bytes.getInteger(at: bytes.readerIndex + 2, endianness: .big, as: UInt16.self),
-                  length >= 8, Int(length) <= maxPacketSize else {
+            guard let length = packetLength(bytes) else {
                 // Not TDS any more: the session cannot continue.
                 closeBoth(reason: "\(label) sent bytes that are not a TDS packet")
                 return
             }
-            guard bytes.readableBytes >= Int(length) else { break }
-            let packet = bytes.readSlice(length: Int(length))!
-            let isAttention = packet.getInteger(at: packet.readerIndex, as: UInt8.self) == TDSPacketType.attention.rawValue
-            let endsMessage = (packet.getInteger(at: packet.readerIndex + 1, as: UInt8.self) ?? 0) & TDSPacketStatus.endOfMessage.rawValue != 0
-            if endsMessage {
-                if label == "client" { peer.requestInFlight = true } else { requestInFlight = false }
-            }
-            peerContext.write(NIOAny(packet), promise: nil)
-            peer.wroteSinceFlush = true
-            if isAttention {
-                // Cancels go out at once, never behind a batch.
-                peerContext.flush()
-                peer.wroteSinceFlush = false
-            }
+            guard bytes.readableBytes >= length else { break }
+            forward(bytes.readSlice(length: length)!, peer: peer, peerContext: peerContext)
         }
-        if bytes.readableBytes > 0 {
-            if bytes.readerIndex > 0 { bytes.discardReadBytes() }
-            pending = bytes
+        // The tail stays a slice of this read; it is copied only when the next read completes it.
+        pending = bytes.readableBytes > 0 ? bytes.readSlice(length: bytes.readableBytes) : nil
+    }
+
+    private func packetLength(_ buffer: ByteBuffer) -> Int? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex + 2, endianness: .big, as: UInt16.self),
+              length >= 8, Int(length) <= maxPacketSize else { return nil }
+        return Int(length)
+    }
+
+    private func forward(_ packet: ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) {
+        let isAttention = packet.getInteger(at: packet.readerIndex, as: UInt8.self) == TDSPacketType.attention.rawValue
+        let endsMessage = (packet.getInteger(at: packet.readerIndex + 1, as: UInt8.self) ?? 0) & TDSPacketStatus.endOfMessage.rawValue != 0
+        if endsMessage {
+            if label == "client" { peer.requestInFlight = true } else { requestInFlight = false }
+        }
+        peerContext.write(NIOAny(packet), promise: nil)
+        peer.wroteSinceFlush = true
+        if isAttention {
+            // Cancels go out at once, never behind a batch.
+            peerContext.flush()
+            peer.wroteSinceFlush = false
         }
     }
 
