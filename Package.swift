@@ -95,7 +95,8 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
-                "TDS", "TDSNIO", "AzureEmulator", "Gateway",
+                "TDS", "TDSNIO", "AzureEmulator", "Gateway", "Routing", "Identity",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -133,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Identity", "AzureEmulator", "TDS", "TDSNIO",
+                "Gateway", "Identity", "AzureEmulator", "TDS", "TDSNIO", "Routing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -15,6 +15,13 @@ struct BenchClientError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// An ERROR token from the server: its number matters to the drill's report.
+struct BenchServerError: Error, CustomStringConvertible {
+    var number: Int32
+    var message: String
+    var description: String { "error \(number): \(message)" }
+}
+
 /// What the client kept of one reply: the whole message when asked to collect it, else only
 /// its size and its last bytes (where the final DONE token sits).
 struct BenchReply: Sendable {
@@ -290,6 +297,8 @@ struct BenchEndpoint: Sendable {
     var user: String
     var password: String
     var database: String
+    var appName = "tdsgate-bench"
+    var readOnlyIntent = false
 }
 
 /// A minimal TDS 7.4 client: PRELOGIN (encryption ON), TLS inside PRELOGIN (TLS 1.2),
@@ -316,8 +325,12 @@ final class BenchConnection: @unchecked Sendable {
         do {
             try await c.prelogin()
             try await c.startTLS(context: endpoint.tls, serverName: endpoint.tlsName)
-            try await c.login(user: endpoint.user, password: endpoint.password, database: endpoint.database, serverName: endpoint.tlsName)
+            try await c.login(user: endpoint.user, password: endpoint.password, database: endpoint.database, serverName: endpoint.tlsName,
+                              appName: endpoint.appName, readOnlyIntent: endpoint.readOnlyIntent)
             return c
+        } catch let e as BenchServerError {
+            c.channel.close(promise: nil)
+            throw e
         } catch {
             c.channel.close(promise: nil)
             throw BenchClientError("\(endpoint.name) \(endpoint.host):\(endpoint.port): \(error)")
@@ -386,11 +399,13 @@ final class BenchConnection: @unchecked Sendable {
         timeout.cancel()
     }
 
-    func login(user: String, password: String, database: String, serverName: String) async throws {
-        let login = Login7(
+    func login(user: String, password: String, database: String, serverName: String,
+               appName: String = "tdsgate-bench", readOnlyIntent: Bool = false) async throws {
+        var login = Login7(
             tdsVersion: 0x7400_0004, packetSize: UInt32(settings.packetSize), clientProgramVersion: 0x1000_0000,
             clientPID: UInt32(truncatingIfNeeded: getpid()), hostName: "tdsgate-bench", userName: user, password: password,
-            appName: "tdsgate-bench", serverName: serverName, clientInterfaceName: "tdsgate-bench", database: database)
+            appName: appName, serverName: serverName, clientInterfaceName: "tdsgate-bench", database: database)
+        login.readOnlyIntent = readOnlyIntent
         var payload = channel.allocator.buffer(capacity: 512)
         login.write(into: &payload)
         let reply = try await send(TDSMessage(type: .login7, payload: payload), packetSize: 4096)
@@ -402,7 +417,7 @@ final class BenchConnection: @unchecked Sendable {
             switch t.token {
             case .loginAck?: loggedIn = true
             case .envChange(.packetSize(let new, _))?: negotiatedPacketSize = Int(new) ?? negotiatedPacketSize
-            case .error(let m)?: throw BenchClientError("login refused: error \(m.number): \(m.message)")
+            case .error(let m)?: throw BenchServerError(number: m.number, message: m.message)
             default: break
             }
         }
@@ -428,6 +443,25 @@ final class BenchConnection: @unchecked Sendable {
             throw BenchClientError("'\(sql)' failed or its reply did not end in DONE")
         }
         return reply
+    }
+
+    /// One SQL batch with its reply decoded: rows of the last result set, and every error.
+    func execute(_ sql: String) async throws -> (rows: [[TDSValue]], errors: [ServerMessage]) {
+        let request = batchRequest(sql)
+        let handler = self.handler
+        let t = settings.replyTimeout
+        let reply = try await channel.eventLoop.flatSubmit { handler.value.request(request, collect: true, timeout: t) }.get()
+        var rows: [[TDSValue]] = []
+        var errors: [ServerMessage] = []
+        for token in try TDSTokenParser.parseAll(reply.payload ?? ByteBuffer()) {
+            switch token {
+            case .colMetadata: rows = []
+            case .row(let values), .nbcRow(let values): rows.append(values)
+            case .error(let m): errors.append(m)
+            default: break
+            }
+        }
+        return (rows, errors)
     }
 
     /// Streams a large result without keeping it: payload bytes and the final row count.

@@ -152,6 +152,13 @@ public struct HTTPServerResponse: Sendable {
     ) throws -> HTTPServerResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // RFC 3339 with milliseconds: readable, and precise enough to time a failover.
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            var c = encoder.singleValueContainer()
+            try c.encode(formatter.string(from: date))
+        }
         var headers = headers
         if !headers.contains(name: "content-type") {
             headers.add(name: "Content-Type", value: "application/json; charset=utf-8")

@@ -2,7 +2,7 @@ extension DrillReport {
     /// The report as aligned plain text for a terminal (no colour, no box drawing, so it
     /// survives logs and copy-paste).
     public func renderTable() -> String {
-        let rows: [(String, String)] = [
+        var rows: [(String, String)] = [
             ("cluster", cluster),
             ("run time", Self.seconds(durationMs)),
             ("failover started", failoverStartedMs.map { "at " + Self.seconds($0) } ?? "not recorded"),
@@ -17,8 +17,16 @@ extension DrillReport {
             ("sessions closed", "\(sessionsClosed)"),
             ("errors", "\(errorTotal)"),
         ]
+        if let verified = writesVerified {
+            var text = "\(verified) of \(writesAcknowledged) still on the primary"
+            if lostWriteCount > 0 { text += " (\(lostWriteCount) lost: \(lostWrites.joined(separator: ", ")))" }
+            rows.append(("writes verified after", text))
+        }
+        let timeline: [String] = primaryTimeline.map { entry in Self.seconds(entry.atMs) + " " + (entry.to ?? "none") }
+        rows.append(("primary timeline", timeline.joined(separator: ", ")))
+        if let aborted { rows.append(("aborted", aborted)) }
         let width = rows.map(\.0.count).max() ?? 0
-        var lines = ["tdsgate drill failover"]
+        var lines = ["tdsgate drill failover" + (mode.map { " --\($0)" } ?? "")]
         lines += rows.map { "  " + Self.pad($0.0, width) + "  " + $0.1 }
         if !errors.isEmpty {
             lines.append("")

@@ -87,6 +87,16 @@ public struct DrillReport: Sendable, Hashable, Codable {
     /// No write was acknowledged by a non-primary. Must be true.
     public var safe = true
     public var primaryTimeline: [TimelineEntry] = []
+    /// planned, forced or simulate.
+    public var mode: String?
+    /// Set when the drill could not finish (ARM refused, admin API unreachable...).
+    public var aborted: String?
+    /// Acknowledged writes found on the primary after the drill; nil when not checked.
+    public var writesVerified: Int?
+    /// Acknowledged writes the primary no longer has (forced failover may lose some).
+    public var lostWriteCount = 0
+    /// The first of them (at most 20), for looking into.
+    public var lostWrites: [String] = []
 
     public init(cluster: String, durationMs: Double) {
         self.cluster = cluster
@@ -114,6 +124,10 @@ public struct DrillReport: Sendable, Hashable, Codable {
         case unsafeWrites = "unsafe_writes"
         case safe
         case primaryTimeline = "primary_timeline"
+        case mode, aborted
+        case writesVerified = "writes_verified"
+        case lostWriteCount = "lost_write_count"
+        case lostWrites = "lost_writes"
     }
 
     // Written by hand only to put explicit nulls where a figure was not measured; the
@@ -140,6 +154,11 @@ public struct DrillReport: Sendable, Hashable, Codable {
         try c.encode(unsafeWrites, forKey: .unsafeWrites)
         try c.encode(safe, forKey: .safe)
         try c.encode(primaryTimeline, forKey: .primaryTimeline)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(aborted, forKey: .aborted)
+        try c.encode(writesVerified, forKey: .writesVerified)
+        try c.encode(lostWriteCount, forKey: .lostWriteCount)
+        try c.encode(lostWrites, forKey: .lostWrites)
     }
 
     /// Pretty JSON with sorted keys (stable for diffs and golden files).

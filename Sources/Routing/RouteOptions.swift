@@ -8,16 +8,31 @@ public enum Balancing: String, Sendable, Hashable, Codable, CaseIterable {
     case lowestLatency = "lowest_latency"
 }
 
+/// Where a rule sends read-intent sessions. Write sessions always go to the primary.
+public enum ReadTarget: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A healthy replica (the default for ApplicationIntent=ReadOnly).
+    case replica
+    /// The primary, waiting for one like a write login does: for applications that must
+    /// read their own writes even though their driver says ReadOnly.
+    case primary
+}
+
 /// Per-rule routing choices.
 public struct RouteOptions: Sendable, Hashable {
     /// Read sessions go to the primary when no replica is eligible. Off for rules whose
     /// purpose is to keep reporting load away from the primary.
     public var allowReadOnlyFallbackToPrimary: Bool
     public var balancing: Balancing
+    public var readTarget: ReadTarget
+    /// Replicas this rule may use (endpoint names); nil = every replica of the cluster.
+    public var replicas: Set<String>?
 
-    public init(allowReadOnlyFallbackToPrimary: Bool = true, balancing: Balancing = .roundRobin) {
+    public init(allowReadOnlyFallbackToPrimary: Bool = true, balancing: Balancing = .roundRobin,
+                readTarget: ReadTarget = .replica, replicas: Set<String>? = nil) {
         self.allowReadOnlyFallbackToPrimary = allowReadOnlyFallbackToPrimary
         self.balancing = balancing
+        self.readTarget = readTarget
+        self.replicas = replicas
     }
 }
 

@@ -36,6 +36,8 @@ public struct Router: Sendable {
         switch intent {
         case .readWrite:
             return decideWrite(topology: topology, now: now, waitingSince: waitingSince, loginDeadline: loginDeadline)
+        case .readOnly where options.readTarget == .primary:
+            return decideWrite(topology: topology, now: now, waitingSince: waitingSince, loginDeadline: loginDeadline)
         case .readOnly:
             return decideRead(options: options, topology: topology, now: now, avoiding: avoiding)
         }
@@ -96,7 +98,8 @@ public struct Router: Sendable {
     private mutating func decideRead(
         options: RouteOptions, topology: ClusterTopology, now: ContinuousClock.Instant, avoiding: Set<String>
     ) -> RouteDecision {
-        let replicas = topology.eligibleReplicas
+        var replicas = topology.eligibleReplicas
+        if let allowed = options.replicas { replicas = replicas.filter { allowed.contains($0.name) } }
         let fresh = replicas.filter { !avoiding.contains($0.name) }
         var primary: ClusterTopology.Endpoint?
         if options.allowReadOnlyFallbackToPrimary, let p = topology.primaryEndpoint, p.isWriteCandidate, p.health.admin.acceptsNewSessions {
@@ -116,6 +119,7 @@ public struct Router: Sendable {
             return .endpoint(primary.name, reason: .readFallbackToPrimary)
         }
         var text = "cluster '\(topology.name)' has no healthy replica for read-only sessions"
+        if let allowed = options.replicas { text += " among \(allowed.sorted().joined(separator: ", "))" }
         if !options.allowReadOnlyFallbackToPrimary {
             text += ", and the routing rule forbids falling back to the primary"
         } else if let p = topology.primaryEndpoint {

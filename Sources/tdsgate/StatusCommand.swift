@@ -34,7 +34,7 @@ struct StatusCommand: AsyncParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        let clusters = try JSONDecoder().decode([ClusterSnapshot].self, from: data)
+        let clusters = try ClusterSnapshot.jsonDecoder().decode([ClusterSnapshot].self, from: data)
         print(StatusTable.render(clusters))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import Routing
 import Testing
 
 @Suite("Config: the example file")
@@ -41,6 +42,16 @@ struct ConfigExampleTests {
         ])
         #expect(orders.probe == ProbeConfig(identity: "proxy-mi", database: "appdb", intervalMs: 2000, timeoutMs: 2000, rise: 2, fall: 3))
         #expect(orders.balancing == "round_robin" && orders.readFallbackToPrimary && orders.maxWriteWaitMs == 15_000 && orders.demotion == "after_request")
+        #expect(orders.routing.map(\.name) == ["reports-off-primary", "read-your-writes"])
+        let reports = orders.routing[0]
+        #expect(reports.intent == .readOnly && reports.databases == ["appdb"])
+        #expect(reports.roles == ["5b7c1d2e-0000-4000-8000-0000000000aa", "report-user"])
+        #expect(reports.options == RouteOptions(allowReadOnlyFallbackToPrimary: false, balancing: .leastSessions, readTarget: .replica, replicas: ["geo"]))
+        #expect(orders.routing[1].options == RouteOptions(allowReadOnlyFallbackToPrimary: true, balancing: .roundRobin, readTarget: .primary))
+        #expect(orders.failoverGroup == FailoverGroupConfig(name: "fog-orders", subscriptionID: "00000000-0000-4000-8000-00000000a001",
+                                                           resourceGroup: "rg-orders", servers: ["myserver", "myserver-west"], identity: "proxy-mi"))
+        #expect(orders.failoverGroup?.resourcePath(server: "myserver-west")
+            == "/subscriptions/00000000-0000-4000-8000-00000000a001/resourceGroups/rg-orders/providers/Microsoft.Sql/servers/myserver-west/failoverGroups/fog-orders")
 
         #expect(config.backendIdentities.map(\.kind) == ["imds", "service_principal"])
         let sp = try #require(config.backendIdentity(named: "reporting-sp"))

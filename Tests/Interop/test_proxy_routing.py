@@ -19,6 +19,8 @@ from proxy_process import ProxyProcess, free_ports, hash_password
 
 USER, PASSWORD = "route-user", "Route-Passw0rd!"
 PROBE_INTERVAL_S = 0.5
+WRITE_WAIT_S = 4
+GEO_READER, RYW_USER = ("geo-reader", "Ge0-Reader-Passw0rd!"), ("ryw-user", "Ryw-User-Passw0rd!")
 
 
 def _node(dep, name):
@@ -54,19 +56,26 @@ clusters:
     databases: [appdb]
     ca_file: "{deployment.ca_file}"
     login_timeout_ms: 15000
-    max_write_wait_ms: 10000
+    max_write_wait_ms: {int(WRITE_WAIT_S * 1000)}
     demotion: immediately
     probe: {{identity: mi, interval_ms: {int(PROBE_INTERVAL_S * 1000)}, timeout_ms: 2000, rise: 1, fall: 2}}
     endpoints:
       - {{name: east, host: localhost, port: {east["port"]}, tls_name: localhost, geo: true}}
       - {{name: east-ro, host: localhost, port: {replica["port"]}, tls_name: localhost, role: replica}}
       - {{name: west, host: localhost, port: {west["port"]}, tls_name: localhost, geo: true}}
+    routing:
+      - {{name: geo-reports, match: {{intent: read_only, roles: [{GEO_READER[0]}]}}, replicas: [west], read_fallback_to_primary: false}}
+      - {{name: read-your-writes, match: {{roles: [{RYW_USER[0]}]}}, read_target: primary}}
 backend_identities:
   - {{name: mi, kind: imds, endpoint: "{deployment.imds_url}"}}
 logins:
   - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
+  - {{name: {GEO_READER[0]}, password_hash: "{hash_password(GEO_READER[1])}"}}
+  - {{name: {RYW_USER[0]}, password_hash: "{hash_password(RYW_USER[1])}"}}
 policy:
   - {{name: route, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
+  - {{name: geo, match: {{login: {GEO_READER[0]}}}, clusters: [orders], databases: ["*"], write: false, backend_identity: mi}}
+  - {{name: ryw, match: {{login: {RYW_USER[0]}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
 admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admin.token"}}
 """
     proxy = ProxyProcess(work, config, port)
@@ -77,9 +86,9 @@ admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admi
     proxy.stop()
 
 
-def _connect(port, readonly=False):
-    return pytds.connect(server="127.0.0.1", port=port, database="appdb", user=USER, password=PASSWORD,
-                         login_timeout=15, timeout=10, autocommit=True, readonly=readonly)
+def _connect(port, readonly=False, login=(USER, PASSWORD), login_timeout=15):
+    return pytds.connect(server="127.0.0.1", port=port, database="appdb", user=login[0], password=login[1],
+                         login_timeout=login_timeout, timeout=10, autocommit=True, readonly=readonly)
 
 
 def _one(conn, sql):
@@ -191,6 +200,63 @@ def test_killed_replica_stops_receiving_reads(deployment, routing_proxy):
                 assert _where(conn) != ports["east-ro"]
     finally:
         _post(deployment, "/emulator/nodes/east-replica/restore")
+
+
+def test_routing_rules_choose_by_principal(deployment, routing_proxy):
+    """geo-reports keeps one login's read-intent sessions on the geo secondary; read-your-writes
+    sends another's read-intent sessions to the primary."""
+    proxy, port, ports = routing_proxy
+    for _ in range(4):
+        with _connect(port, readonly=True, login=GEO_READER) as conn:
+            assert _where(conn) == ports["west"]
+    # The policy makes geo-reader read-only: even without ReadOnly intent it is a read session.
+    with _connect(port, login=GEO_READER) as conn:
+        assert _where(conn) == ports["west"]
+    for _ in range(2):
+        with _connect(port, readonly=True, login=RYW_USER) as conn:
+            assert _where(conn) == ports["east"]
+    # Everyone else's read-intent sessions still spread over the replicas.
+    with _connect(port, readonly=True) as conn:
+        assert _where(conn) in (ports["east-ro"], ports["west"])
+
+
+def test_write_logins_wait_for_a_primary_then_get_a_clear_error(deployment, routing_proxy):
+    proxy, port, ports = routing_proxy
+    _admin(proxy, "/v1/clusters/orders/endpoints/east/disable", method="POST")
+    try:
+        # No primary: a write login waits up to max_write_wait_ms, then is refused with why.
+        t0 = time.monotonic()
+        with pytest.raises(pytds.tds_base.Error) as refused:
+            _connect(port, login_timeout=20)
+        waited = time.monotonic() - t0
+        assert WRITE_WAIT_S - 0.5 <= waited < WRITE_WAIT_S + 5, waited
+        text = str(refused.value)
+        assert "has no primary" in text and "disabled" in text and "waited 4 s" in text, text
+        # Read-intent sessions are not held up.
+        with _connect(port, readonly=True) as conn:
+            assert _where(conn) in (ports["east-ro"], ports["west"])
+
+        # A write login that starts waiting is served as soon as the primary is back.
+        result: dict = {}
+
+        def login():
+            t = time.monotonic()
+            try:
+                with _connect(port, login_timeout=20) as conn:
+                    result["where"] = _where(conn)
+            except Exception as e:  # noqa: BLE001
+                result["error"] = str(e)
+            result["took"] = time.monotonic() - t
+
+        th = threading.Thread(target=login)
+        th.start()
+        time.sleep(1.5)
+        _admin(proxy, "/v1/clusters/orders/endpoints/east/enable", method="POST")
+        th.join(timeout=30)
+        assert result.get("where") == ports["east"], result
+        assert 1.4 <= result["took"] < 1.5 + 2 * PROBE_INTERVAL_S + 3, result
+    finally:
+        _admin(proxy, "/v1/clusters/orders/endpoints/east/enable", method="POST")
 
 
 def _admin(proxy, path, method="GET", token=True):

@@ -113,7 +113,8 @@ struct DrillReportTests {
             "cluster", "duration_ms", "failover_started_ms", "old_primary", "new_primary", "detected_ms",
             "time_to_detect_ms", "time_to_new_primary_ms", "time_to_first_write_ms", "longest_write_gap_ms",
             "writes_acknowledged", "reads_succeeded", "errors", "error_total", "sessions_closed", "stalls",
-            "max_stall_ms", "unsafe_writes", "safe", "primary_timeline",
+            "max_stall_ms", "unsafe_writes", "safe", "primary_timeline", "mode", "aborted", "writes_verified",
+            "lost_write_count", "lost_writes",
         ])
         #expect(json.contains("\"primary_at_send\" : null"))
         #expect(json.contains("\"at_ms\" : 11200"))
@@ -138,6 +139,7 @@ struct DrillReportTests {
           reads ok             3
           sessions closed      2
           errors               4
+          primary timeline     0.000 s east, 11.200 s none, 13.000 s west
 
           error  count  meaning
            3906      2  database is read-only

@@ -176,4 +176,25 @@ struct RouterTests {
         #expect(write.rule == nil)
         #expect(write.options == RouteOptions(balancing: .roundRobin))
     }
+
+    @Test func aRuleCanKeepReadsOnChosenReplicas() {
+        let topology = steadyOrders(clock)
+        var router = Router()
+        let westOnly = RouteOptions(replicas: ["west"])
+        let picks = (0..<3).map { _ in router.decide(intent: .readOnly, database: "appdb", options: westOnly, topology: topology, now: clock(1)).endpointName }
+        #expect(picks == ["west", "west", "west"])
+        let none = RouteOptions(allowReadOnlyFallbackToPrimary: false, replicas: ["gone"])
+        #expect(router.decide(intent: .readOnly, database: "appdb", options: none, topology: topology, now: clock(1)).refusal?
+            .hasPrefix("cluster 'orders' has no healthy replica for read-only sessions among gone, and the routing rule forbids") == true)
+    }
+
+    @Test func aRuleCanSendReadIntentToThePrimaryAndItWaitsLikeAWrite() {
+        let toPrimary = RouteOptions(readTarget: .primary)
+        var router = Router(maxWriteWait: .seconds(5))
+        #expect(router.decide(intent: .readOnly, database: "appdb", options: toPrimary, topology: steadyOrders(clock), now: clock(1))
+            == .endpoint("east", reason: .primary))
+        let noPrimary = ClusterTopology(ordersSpec())
+        #expect(router.decide(intent: .readOnly, database: nil, options: toPrimary, topology: noPrimary, now: clock(0))
+            == .wait(until: clock(5), reason: "cluster 'orders' has no primary; write login waits up to 5 s for one"))
+    }
 }

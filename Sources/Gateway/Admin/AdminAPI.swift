@@ -45,6 +45,12 @@ enum AdminAPI {
                 }
                 return (try? .json(encoding: c.snapshot())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
             }),
+            HTTPRoute(.GET, "/v1/clusters/{name}/sessions", handler: guarded { req in
+                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
+                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                }
+                return (try? .json(encoding: c.sessions())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
+            }),
             HTTPRoute(.POST, "/v1/clusters/{name}/endpoints/{endpoint}/{action}", handler: guarded { req in
                 let action = req.pathParameters["action"] ?? ""
                 guard ["drain", "enable", "disable"].contains(action) else {

@@ -71,13 +71,14 @@ final class BackendMessageHandler: ChannelInboundHandler, RemovableChannelHandle
 final class BackendLeg: @unchecked Sendable {
     let channel: any Channel
     let target: BackendTarget
-    private let transport: TDSClientTransportHandler
-    private let messages: BackendMessageHandler
-    private let framing: TDSMessageFramingHandler
+    /// The pipeline's handlers: touched only on the channel's event loop.
+    private let transport: NIOLoopBound<TDSClientTransportHandler>
+    private let messages: NIOLoopBound<BackendMessageHandler>
+    private let framing: NIOLoopBound<TDSMessageFramingHandler>
     private(set) var serverPrelogin: PreloginMessage?
 
-    private init(channel: any Channel, target: BackendTarget, transport: TDSClientTransportHandler,
-                 messages: BackendMessageHandler, framing: TDSMessageFramingHandler) {
+    private init(channel: any Channel, target: BackendTarget, transport: NIOLoopBound<TDSClientTransportHandler>,
+                 messages: NIOLoopBound<BackendMessageHandler>, framing: NIOLoopBound<TDSMessageFramingHandler>) {
         self.channel = channel
         self.target = target
         self.transport = transport
@@ -87,9 +88,6 @@ final class BackendLeg: @unchecked Sendable {
 
     /// Connects and, in strict mode, completes TLS before any TDS byte.
     static func connect(_ target: BackendTarget, on loop: any EventLoop, tls: BackendTLSContexts) async throws -> BackendLeg {
-        let transport = TDSClientTransportHandler()
-        let messages = BackendMessageHandler()
-        let framing = TDSMessageFramingHandler(maxMessageSize: 64 * 1024 * 1024)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
@@ -97,14 +95,23 @@ final class BackendLeg: @unchecked Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
-                        try ch.pipeline.syncOperations.addHandlers([transport, framing, messages])
+                        try ch.pipeline.syncOperations.addHandlers([
+                            TDSClientTransportHandler(), TDSMessageFramingHandler(maxMessageSize: 64 * 1024 * 1024), BackendMessageHandler(),
+                        ])
                     }
                 }
                 .connect(host: target.host, port: target.port).get()
         } catch {
             throw BackendError(description: "cannot connect to \(target): \(error)")
         }
-        let leg = BackendLeg(channel: channel, target: target, transport: transport, messages: messages, framing: framing)
+        let leg = try await channel.eventLoop.submit {
+            let ops = channel.pipeline.syncOperations
+            let loop = channel.eventLoop
+            return BackendLeg(channel: channel, target: target,
+                              transport: NIOLoopBound(try ops.handler(type: TDSClientTransportHandler.self), eventLoop: loop),
+                              messages: NIOLoopBound(try ops.handler(type: BackendMessageHandler.self), eventLoop: loop),
+                              framing: NIOLoopBound(try ops.handler(type: TDSMessageFramingHandler.self), eventLoop: loop))
+        }.get()
         if target.strict {
             do {
                 try await leg.startTLS(context: tls.context(caFile: target.caFile, strict: true), inPrelogin: false)
@@ -125,7 +132,7 @@ final class BackendLeg: @unchecked Sendable {
     func receive() async throws -> TDSMessage {
         let loop = channel.eventLoop
         let messages = self.messages
-        return try await loop.flatSubmit { messages.next(on: loop) }.get()
+        return try await loop.flatSubmit { messages.value.next(on: loop) }.get()
     }
 
     /// PRELOGIN with FEDAUTHREQUIRED (tdsgate always logs in with a token), then TLS as
@@ -159,12 +166,17 @@ final class BackendLeg: @unchecked Sendable {
         let tlsName = target.tlsName
         try await channel.eventLoop.submit { [channel] in
             let ssl = try NIOSSLClientHandler(context: context, serverHostname: tlsName)
-            if inPrelogin { transport.beginHandshakeInPrelogin() }
-            try channel.pipeline.syncOperations.addHandler(ssl, position: .after(transport))
+            if inPrelogin { transport.value.beginHandshakeInPrelogin() }
+            try channel.pipeline.syncOperations.addHandler(ssl, position: .after(transport.value))
             try channel.pipeline.syncOperations.addHandler(TLSHandshakeObserver(completed: promise), position: .after(ssl))
         }.get()
         do {
-            let alpn = try await promise.futureResult.get()
+            // Records flow raw from the handshake's end: switch on the event loop, before any
+            // other write; a certificate refused below closes the channel anyway.
+            let alpn = try await promise.futureResult.map { alpn in
+                transport.value.handshakeCompleted()
+                return alpn
+            }.get()
             if target.strict && alpn != "tds/8.0" {
                 throw BackendError(description: "\(target) did not negotiate ALPN tds/8.0 for strict mode")
             }
@@ -172,7 +184,6 @@ final class BackendLeg: @unchecked Sendable {
             guard let der = try certificate?.toDERBytes(), CertificateName.matches(tlsName, certificateDER: der) else {
                 throw BackendError(description: "TLS with \(target): the server certificate is not valid for the name '\(tlsName)'")
             }
-            transport.handshakeCompleted()
         } catch let e as BackendError {
             throw e
         } catch {
@@ -184,6 +195,6 @@ final class BackendLeg: @unchecked Sendable {
         channel.close(promise: nil)
     }
 
-    /// Login-time handlers, which the relay replaces (see Relay.swift).
-    var loginHandlers: (framing: TDSMessageFramingHandler, messages: BackendMessageHandler) { (framing, messages) }
+    /// Login-time handlers, which the relay replaces (see Relay.swift). Call on the event loop.
+    var loginHandlers: (framing: TDSMessageFramingHandler, messages: BackendMessageHandler) { (framing.value, messages.value) }
 }

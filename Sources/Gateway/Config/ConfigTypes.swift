@@ -1,3 +1,4 @@
+import Routing
 import Logging
 
 // The configuration as plain data. `GatewayConfig.load(path:)` / `parse(yaml:baseDirectory:)`
@@ -211,6 +212,10 @@ public struct ClusterConfig: Sendable, Hashable {
     public var maxWriteWaitMs: Int
     /// Sessions on a demoted primary: `immediately` or `after_request`.
     public var demotion: String
+    /// `routing:` rules in order; the first that matches a session decides its options.
+    public var routing: [RoutingRule] = []
+    /// The Azure failover group behind this cluster, for `tdsgate drill failover`.
+    public var failoverGroup: FailoverGroupConfig?
 
     public static let defaultConnectTimeoutMs = 5_000
     public static let defaultLoginTimeoutMs = 15_000
@@ -247,6 +252,35 @@ public struct ClusterConfig: Sendable, Hashable {
 
     public func endpoint(named name: String) -> EndpointConfig? {
         endpoints.first { $0.name == name }
+    }
+}
+
+/// `failover_group:` of a cluster: where ARM's failover-group API is and which identity
+/// may call it (needs a role such as SQL Server Contributor on both servers).
+public struct FailoverGroupConfig: Sendable, Hashable {
+    public var name: String
+    public var subscriptionID: String
+    public var resourceGroup: String
+    /// The two partner servers (Azure resource names, not host names).
+    public var servers: [String]
+    public var identity: String
+    public var armURL: String
+
+    public static let defaultARMURL = "https://management.azure.com"
+
+    public init(name: String, subscriptionID: String, resourceGroup: String, servers: [String], identity: String,
+                armURL: String = FailoverGroupConfig.defaultARMURL) {
+        self.name = name
+        self.subscriptionID = subscriptionID
+        self.resourceGroup = resourceGroup
+        self.servers = servers
+        self.identity = identity
+        self.armURL = armURL
+    }
+
+    /// The failover group's ARM resource path as seen from `server`.
+    public func resourcePath(server: String) -> String {
+        "/subscriptions/\(subscriptionID)/resourceGroups/\(resourceGroup)/providers/Microsoft.Sql/servers/\(server)/failoverGroups/\(name)"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Routing
 import Yams
 
 extension GatewayConfig {
@@ -250,7 +251,8 @@ extension ConfigReader {
     func parseClusters(_ node: Node, names: inout [String: String]) -> [ClusterConfig] {
         var result: [ClusterConfig] = []
         let keys = ["name", "databases", "ca_file", "strict", "connect_timeout_ms", "login_timeout_ms", "endpoints",
-                    "probe", "balancing", "read_fallback_to_primary", "max_write_wait_ms", "demotion"]
+                    "probe", "balancing", "read_fallback_to_primary", "max_write_wait_ms", "demotion",
+                    "routing", "failover_group"]
         for item in namedItems(node, at: "clusters", keys: keys, what: "cluster", names: &names) {
             let m = item.map
             var cluster = ClusterConfig(name: item.name ?? "")
@@ -290,9 +292,74 @@ extension ConfigReader {
             } else {
                 report(m.path("endpoints"), "is required (at least one backend endpoint)")
             }
+            if let node = m["routing"] {
+                cluster.routing = parseRoutingRules(node, at: m.path("routing"), endpoints: cluster.endpoints, defaults: RouteOptions(
+                    allowReadOnlyFallbackToPrimary: cluster.readFallbackToPrimary, balancing: Balancing(rawValue: cluster.balancing) ?? .roundRobin))
+            }
+            if let node = m["failover_group"] {
+                cluster.failoverGroup = parseFailoverGroup(node, at: m.path("failover_group"))
+            }
             result.append(cluster)
         }
         return result
+    }
+
+    /// `routing:` of a cluster. A rule matches on intent, database and the principal's names
+    /// (login, UPN, object/app id, groups, app roles); the first match sets the options.
+    func parseRoutingRules(_ node: Node, at base: String, endpoints: [EndpointConfig], defaults: RouteOptions) -> [RoutingRule] {
+        var names: [String: String] = [:]
+        var rules: [RoutingRule] = []
+        let keys = ["name", "match", "read_target", "replicas", "read_fallback_to_primary", "balancing"]
+        for item in namedItems(node, at: base, keys: keys, what: "routing rule", names: &names) {
+            let m = item.map
+            var rule = RoutingRule(name: item.name ?? "", options: defaults)
+            if let matchNode = m["match"], let match = map(matchNode, at: m.path("match"), keys: ["intent", "databases", "roles"]) {
+                if let intentNode = match["intent"], let text = string(intentNode, at: match.path("intent")) {
+                    switch text {
+                    case "read_only": rule.intent = .readOnly
+                    case "read_write": rule.intent = .readWrite
+                    default: report(match.path("intent"), "must be read_only or read_write")
+                    }
+                }
+                rule.databases = stringList(match, "databases")?.map(\.value) ?? []
+                rule.roles = Set(stringList(match, "roles")?.map(\.value) ?? [])
+            }
+            if let node = m["read_target"] {
+                rule.options.readTarget = choice(node, at: m.path("read_target"), as: ReadTarget.self) ?? .replica
+            }
+            if let replicas = stringList(m, "replicas") {
+                for r in replicas where !endpoints.contains(where: { $0.name == r.value }) {
+                    report(r.path, "no endpoint named '\(r.value)' in this cluster (endpoints: \(endpoints.map(\.name).joined(separator: ", ")))")
+                }
+                rule.options.replicas = Set(replicas.map(\.value))
+            }
+            rule.options.allowReadOnlyFallbackToPrimary = bool(m, "read_fallback_to_primary") ?? defaults.allowReadOnlyFallbackToPrimary
+            if let node = m["balancing"] {
+                rule.options.balancing = choice(node, at: m.path("balancing"), as: Balancing.self) ?? defaults.balancing
+            }
+            rules.append(rule)
+        }
+        return rules
+    }
+
+    func parseFailoverGroup(_ node: Node, at base: String) -> FailoverGroupConfig? {
+        guard let m = map(node, at: base, keys: ["name", "subscription_id", "resource_group", "servers", "identity", "arm_url"]) else {
+            return nil
+        }
+        let servers = stringList(m, "servers")?.map(\.value) ?? []
+        if servers.count != 2 { report(m.path("servers"), "must name the failover group's two partner servers") }
+        var group = FailoverGroupConfig(
+            name: string(m, "name", required: true) ?? "", subscriptionID: string(m, "subscription_id", required: true) ?? "",
+            resourceGroup: string(m, "resource_group", required: true) ?? "", servers: servers,
+            identity: string(m, "identity", required: true) ?? "")
+        if let url = string(m, "arm_url") {
+            if URL(string: url)?.scheme.map({ ["http", "https"].contains($0) }) != true {
+                report(m.path("arm_url"), "must be an http(s) URL")
+            }
+            group.armURL = url
+        }
+        probeReferences.append((m.path("identity"), group.identity))
+        return group
     }
 
     func parseEndpoints(_ node: Node, at base: String) -> [EndpointConfig] {

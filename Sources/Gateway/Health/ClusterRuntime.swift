@@ -16,6 +16,7 @@ final class ClusterRuntime: Sendable {
     /// A relayed session, for closing it when its endpoint is demoted.
     struct SessionHandle: Sendable {
         var intent: SessionIntent
+        var info: SessionInfo
         var close: @Sendable (_ afterCurrentRequest: Bool) -> Void
     }
 
@@ -55,15 +56,19 @@ final class ClusterRuntime: Sendable {
         state = Mutex(State(topology: topology, router: router))
     }
 
-    var options: RouteOptions {
+    var defaultOptions: RouteOptions {
         RouteOptions(allowReadOnlyFallbackToPrimary: config.readFallbackToPrimary,
                      balancing: Balancing(rawValue: config.balancing) ?? .roundRobin)
+    }
+
+    /// The cluster's routing rules with its own settings as the default.
+    var rules: RoutingRules { RoutingRules(config.routing, defaultOptions: defaultOptions)
     }
 
     func endpoint(named name: String) -> EndpointConfig? { config.endpoint(named: name) }
 
     /// An endpoint for a new session, waiting (bounded) while the cluster has no primary.
-    func route(intent: SessionIntent, database: String, deadline: ContinuousClock.Instant, avoiding: Set<String>) async -> RouteDecision {
+    func route(intent: SessionIntent, database: String, options: RouteOptions, deadline: ContinuousClock.Instant, avoiding: Set<String>) async -> RouteDecision {
         let waitingSince = ContinuousClock.now
         while true {
             let now = ContinuousClock.now
@@ -151,6 +156,11 @@ final class ClusterRuntime: Sendable {
     }
 
     var currentPrimary: String? { state.withLock { $0.topology.currentPrimary } }
+
+    /// Open sessions, oldest first.
+    func sessions() -> [SessionInfo] {
+        state.withLock { s in s.sessions.values.flatMap { $0.values.map(\.info) } }.sorted { ($0.openedAt, $0.id) < ($1.openedAt, $1.id) }
+    }
 
     private func handle(_ events: [TopologyEvent]) {
         for event in events {

@@ -1,3 +1,4 @@
+import Foundation
 import Routing
 
 /// A cluster as the admin API and `tdsgate status` show it.
@@ -27,15 +28,23 @@ public struct ClusterSnapshot: Codable, Sendable {
 
     public var name: String
     public var primary: String?
+    /// When the current primary (or the lack of one) began, by the proxy's clock.
+    public var primarySince: Date?
     public var probing: Bool
     public var endpoints: [Endpoint]
+
+    enum CodingKeys: String, CodingKey {
+        case name, primary, probing, endpoints
+        case primarySince = "primary_since"
+    }
 }
 
 extension ClusterRuntime {
     func snapshot() -> ClusterSnapshot {
         let now = ContinuousClock.now
         return withTopology { t in
-            ClusterSnapshot(name: config.name, primary: t.currentPrimary, probing: config.probe != nil, endpoints: t.endpoints.map { e in
+            let since = t.primarySince.map { Date().addingTimeInterval(-Double((now - $0).components.seconds) - Double((now - $0).components.attoseconds) / 1e18) }
+            return ClusterSnapshot(name: config.name, primary: t.currentPrimary, primarySince: since, probing: config.probe != nil, endpoints: t.endpoints.map { e in
                 let c = config.endpoint(named: e.spec.name)
                 let latency = e.health.latency.map { Double($0.components.seconds) * 1000 + Double($0.components.attoseconds) / 1e15 }
                 return ClusterSnapshot.Endpoint(
@@ -45,5 +54,22 @@ extension ClusterRuntime {
                     probeLatencyMs: latency, readSessions: e.readSessions, writeSessions: e.writeSessions)
             })
         }
+    }
+}
+
+extension ClusterSnapshot {
+    /// Reads what the admin API writes (times as RFC 3339 with milliseconds).
+    public static func jsonDecoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            if let date = f.date(from: text) { return date }
+            f.formatOptions = [.withInternetDateTime]
+            if let date = f.date(from: text) { return date }
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an RFC 3339 time: \(text)"))
+        }
+        return d
     }
 }

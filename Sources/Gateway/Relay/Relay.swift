@@ -6,7 +6,9 @@ import TDSNIO
 /// Replaces the login-time handlers of both legs with a linked pair of relay handlers.
 enum Relay {
     static func start(client ctx: ChannelHandlerContext, clientSession: ClientSessionHandler, backend: BackendLeg,
-                      logger: Logger, sessionLabel: String, cluster: ClusterRuntime, endpoint: String, intent: SessionIntent) throws {
+                      logger: Logger, info: SessionInfo, cluster: ClusterRuntime, intent: SessionIntent) throws {
+        let sessionLabel = "session=\(info.id) principal=\(info.principal)"
+        let endpoint = info.endpoint
         ctx.eventLoop.assertInEventLoop()
         precondition(backend.channel.eventLoop === ctx.eventLoop, "both legs of a session share one event loop")
         let ended: @Sendable (String) -> Void = { reason in
@@ -32,7 +34,7 @@ enum Relay {
         // Registered with the cluster so that a demoted primary's sessions can be closed.
         let loop = ctx.eventLoop
         let bound = NIOLoopBound(toClient, eventLoop: loop)
-        let id = cluster.sessionOpened(on: endpoint, handle: .init(intent: intent, close: { afterRequest in
+        let id = cluster.sessionOpened(on: endpoint, handle: .init(intent: intent, info: info, close: { afterRequest in
             loop.execute { bound.value.requestClose(afterCurrentRequest: afterRequest) }
         }))
         let metrics = cluster.metrics

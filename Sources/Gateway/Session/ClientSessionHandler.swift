@@ -156,9 +156,12 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
             phase = .done
             do {
+                let info = SessionInfo(
+                    id: sessionID, client: clientAddress, principal: r.principal.name, authMethod: r.principal.method.rawValue,
+                    cluster: r.cluster.config.name, endpoint: r.endpoint, intent: r.intent.rawValue, database: r.database,
+                    appName: login.appName, hostName: login.hostName, backendIdentity: r.backendIdentity, openedAt: Date())
                 try Relay.start(client: ctx, clientSession: self, backend: r.backend, logger: self.context.logger,
-                                sessionLabel: "session=\(sessionID) principal=\(r.principal.name)",
-                                cluster: r.cluster, endpoint: r.endpoint, intent: r.intent)
+                                info: info, cluster: r.cluster, intent: r.intent)
             } catch {
                 r.backend.close()
                 ctx.close(promise: nil)
@@ -183,6 +186,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         TDSToken.done(Done(status: .error)).write(into: &body)
         var out = ctx.channel.allocator.buffer(capacity: body.readableBytes + 16)
         TDSMessage(type: .tabularResult, payload: body).writePackets(into: &out, packetSize: 4096)
-        ctx.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in ctx.close(promise: nil) }
+        let channel = ctx.channel
+        ctx.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
     }
 }

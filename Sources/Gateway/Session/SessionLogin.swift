@@ -16,6 +16,7 @@ struct SessionLoginResult {
     var database: String
     var hops: Int
     var retries: Int
+    var backendIdentity: String
 }
 
 /// The login of one client session, from its LOGIN7 to a logged-in backend connection:
@@ -93,6 +94,7 @@ struct SessionLogin {
                                 rule: PolicyRule, forceReadOnly: Bool, deadline: ContinuousClock.Instant) async throws(LoginRefusal) -> SessionLoginResult {
         let cluster = runtime.config
         let intent = SessionIntent(readOnlyIntent: login.readOnlyIntent, writeAllowed: !forceReadOnly)
+        let routing = runtime.rules.match(intent: intent, database: database, principalRoles: principal.routingNames)
         var avoiding: Set<String> = []
         var hops = 0
         var retries = 0
@@ -105,7 +107,7 @@ struct SessionLogin {
                                    message: "Login failed: cluster '\(cluster.name)' did not complete the login in time (\(cluster.loginTimeoutMs) ms). Last problem: \(lastProblem)")
             }
             let endpointName: String
-            switch await runtime.route(intent: intent, database: database, deadline: deadline, avoiding: avoiding) {
+            switch await runtime.route(intent: intent, database: database, options: routing.options, deadline: deadline, avoiding: avoiding) {
             case .refuse(let reason):
                 throw LoginRefusal(state: 2, message: "Login failed: \(reason)")
             case .wait:
@@ -153,7 +155,7 @@ struct SessionLogin {
                                                                    clientSentFeatureExt: login.hasFeatureExtension)
                             return SessionLoginResult(backend: leg, clientReply: clientReply, principal: principal, cluster: runtime,
                                                       endpoint: endpointName, intent: intent, database: reply.database ?? database,
-                                                      hops: hops, retries: retries)
+                                                      hops: hops, retries: retries, backendIdentity: rule.backendIdentity)
                         } catch {
                             leg.close()
                             throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
