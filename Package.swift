@@ -75,9 +75,30 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // Kerberos logins: MIT GSS-API loaded with dlopen, so no krb5 headers at build time.
+        .target(
+            name: "CGSSAPI",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
+        .target(
+            name: "Kerberos",
+            dependencies: ["CGSSAPI"]
+        ),
         .target(
             name: "Routing",
             dependencies: ["TDS"]
+        ),
+        .target(
+            name: "PacketDump",
+            dependencies: ["TDS", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "Spool",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "Audit",
+            dependencies: ["Spool"]
         ),
         .target(
             name: "Gateway",
@@ -130,6 +151,22 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "KerberosTests",
+            dependencies: ["Kerberos"]
+        ),
+        .testTarget(
+            name: "PacketDumpTests",
+            dependencies: ["PacketDump", "TDS", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "SpoolTests",
+            dependencies: ["Spool"]
+        ),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: ["Audit", "Spool"]
         ),
         .testTarget(
             name: "GatewayTests",
