@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "TDS", "TDSNIO", "Identity", "Routing", "HTTPServerKit",
+                "TDS", "TDSNIO", "Identity", "Routing", "HTTPServerKit", "Kerberos", "Audit", "PacketDump", "Spool",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -128,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "tdsgate",
             dependencies: [
-                "TDS", "TDSNIO", "AzureEmulator", "Identity", "Gateway", "Bench",
+                "TDS", "TDSNIO", "AzureEmulator", "Identity", "Gateway", "Bench", "PacketDump",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Identity", "AzureEmulator", "TDS", "TDSNIO", "Routing",
+                "Gateway", "Identity", "AzureEmulator", "TDS", "TDSNIO", "Routing", "PacketDump", "Spool",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

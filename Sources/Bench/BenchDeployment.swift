@@ -64,6 +64,8 @@ struct BenchDeployment: Sendable {
     var emulator: BenchChild
     var haproxy: BenchChild?
     var tdsgate: BenchChild?
+    /// tdsgate with the packet dump on (target `tdsgate-dump`).
+    var tdsgateDump: BenchChild?
     var backendNode: EmulatorPorts.Node
     var targets: [BenchTarget]
     var haproxyVersion: String?
@@ -182,9 +184,11 @@ enum BenchSetup {
         // 3. tdsgate (`tdsgate run`), pointed at east-primary directly (no gateway redirect),
         // with the demo's proxy config otherwise.
         var tdsgateChild: BenchChild?
+        var tdsgateDumpChild: BenchChild?
         var passwordHashMillis: Double?
-        if options.targets.contains(.tdsgate) {
-            let dir = stateDir.appendingPathComponent("proxy")
+        for kind in [BenchTargetKind.tdsgate, .tdsgateDump] where options.targets.contains(kind) {
+            let dumping = kind == .tdsgateDump
+            let dir = stateDir.appendingPathComponent(dumping ? "proxy-dump" : "proxy")
             try fm.createDirectory(at: dir, withIntermediateDirectories: true)
             // The proxy's certificate comes from a CA of the bench's own (the emulator keeps
             // its CA key in memory); the backend leg trusts the emulator's CA.
@@ -201,11 +205,16 @@ enum BenchSetup {
             let appHash = options.hashPassword(BenchLogins.proxyPassword, options.hashIterations)
             let reportHash = options.hashPassword(BenchLogins.reportPassword, options.hashIterations)
             passwordHashMillis = secondsSince(hashStart) * 1000 / 2
-            let text = try proxyConfig(values: [
+            var text = try proxyConfig(values: [
                 "PROXY_PORT": String(port), "STATE_DIR": dir.path, "TENANT_ID": ports.tenantID,
                 "JWKS_URL": ports.jwksURL, "IMDS_URL": ports.imdsURL, "EAST_GATEWAY_PORT": String(node.port),
                 "APP_USER_HASH": appHash, "REPORT_USER_HASH": reportHash,
             ], backendNode: node.name)
+            if dumping {
+                // Every session, text and pcapng, capped so a long run cannot fill the disk.
+                text += "\ndump: {directory: \"\(dir.appendingPathComponent("dump").path)\", format: [text, pcapng], "
+                    + "max_file_bytes: 67108864, max_total_bytes: 2147483648}\n"
+            }
             let cfg = dir.appendingPathComponent("tdsgate-bench.yaml")
             try text.write(to: cfg, atomically: true, encoding: .utf8)
             do {
@@ -213,21 +222,22 @@ enum BenchSetup {
             } catch {
                 throw BenchSetupError("the rendered proxy config \(cfg.path) has problems:\n\(error)")
             }
-            progress("starting tdsgate (tdsgate run) on 127.0.0.1:\(port) in front of east-primary")
-            let child = try await children.launch(name: "tdsgate", executable: exe, arguments: ["run", "--config", cfg.path],
-                                                  logFile: stateDir.appendingPathComponent("tdsgate.log").path)
+            progress("starting \(kind.rawValue) (tdsgate run) on 127.0.0.1:\(port) in front of east-primary")
+            let child = try await children.launch(name: kind.rawValue, executable: exe, arguments: ["run", "--config", cfg.path],
+                                                  logFile: stateDir.appendingPathComponent("\(kind.rawValue).log").path)
             try await BenchWait.forPort(host: "127.0.0.1", port: port, timeout: .seconds(30), child: child, group: group)
-            tdsgateChild = child
+            if dumping { tdsgateDumpChild = child } else { tdsgateChild = child }
             targets.append(BenchTarget(
-                kind: .tdsgate,
-                endpoint: BenchEndpoint(name: "tdsgate", host: "127.0.0.1", port: port, tlsName: "localhost",
+                kind: kind,
+                endpoint: BenchEndpoint(name: kind.rawValue, host: "127.0.0.1", port: port, tlsName: "localhost",
                                         tls: try clientTLS(caFile: dir.appendingPathComponent("proxy-ca.pem").path),
                                         user: BenchLogins.proxyUser, password: BenchLogins.proxyPassword, database: ports.database),
                 process: child,
-                summary: "tdsgate run -> east-primary (no gateway redirect), two TLS legs, managed-identity backend login"))
+                summary: "tdsgate run -> east-primary (no gateway redirect), two TLS legs, managed-identity backend login"
+                    + (dumping ? "; packet dump on for every session (text + pcapng files, secrets redacted)" : "")))
         }
         targets.removeAll { !options.targets.contains($0.kind) }
-        return BenchDeployment(emulator: emulator, haproxy: haproxyChild, tdsgate: tdsgateChild, backendNode: node,
+        return BenchDeployment(emulator: emulator, haproxy: haproxyChild, tdsgate: tdsgateChild, tdsgateDump: tdsgateDumpChild, backendNode: node,
                                targets: targets, haproxyVersion: version, passwordHashMillis: passwordHashMillis, notes: notes)
     }
 

@@ -9,6 +9,9 @@ import Glibc
 
 public enum BenchTargetKind: String, CaseIterable, Sendable, Codable {
     case direct, haproxy, tdsgate
+    /// tdsgate with the packet dump on for every session (text and pcapng files): the dump's
+    /// cost next to `tdsgate`. Not measured unless named in `--targets`.
+    case tdsgateDump = "tdsgate-dump"
 }
 
 public enum BenchPhase: String, CaseIterable, Sendable, Codable {
@@ -25,7 +28,7 @@ public struct BenchOptions: Sendable {
     /// PBKDF2 iterations of the proxy logins' password hashes (the demo uses 100,000).
     public var hashIterations = 100_000
     public var stateDir: String?
-    public var targets = Set(BenchTargetKind.allCases)
+    public var targets = Set(BenchTargetKind.allCases).subtracting([.tdsgateDump])
     public var phases = Set(BenchPhase.allCases)
     /// Rows of `tdsgate.rows(N)`; nil picks ~100 MB (or ~10 MB with --quick).
     public var streamRows: Int?
@@ -117,7 +120,7 @@ public enum BenchMain {
             let runner = BenchRunner(plan: plan, group: group,
                                      settings: BenchClientSettings(packetSize: options.packetSize), deployment: deployment)
             let ours: @Sendable () -> Double = {
-                ([getpid(), deployment.emulator.pid] + [deployment.haproxy, deployment.tdsgate].compactMap { $0?.pid })
+                ([getpid(), deployment.emulator.pid] + [deployment.haproxy, deployment.tdsgate, deployment.tdsgateDump].compactMap { $0?.pid })
                     .reduce(0) { $0 + (ProcStats.cpuSeconds(pid: $1) ?? 0) }
             }
             let machine0 = ProcStats.machineBusySeconds()

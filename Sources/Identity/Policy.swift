@@ -14,6 +14,8 @@ public enum PolicyMatch: Sendable, Hashable, CustomStringConvertible {
     case appID(String)
     /// A Kerberos principal of this realm (`user@REALM`).
     case realm(String)
+    /// One Kerberos principal (`user@REALM`, compared without case), whatever its mapped name.
+    case kerberos(String)
     /// Any authenticated principal.
     case any
 
@@ -36,8 +38,13 @@ public enum PolicyMatch: Sendable, Hashable, CustomStringConvertible {
         case .appID(let id):
             return principal.appID.map { Self.same($0, id) } ?? false
         case .realm(let realm):
-            guard principal.method == .kerberos, let at = principal.name.lastIndex(of: "@") else { return false }
-            return Self.same(String(principal.name[principal.name.index(after: at)...]), realm)
+            guard principal.method == .kerberos else { return false }
+            let full = principal.kerberosPrincipal ?? principal.name
+            guard let at = full.lastIndex(of: "@") else { return false }
+            // Realms are case-sensitive in Kerberos.
+            return String(full[full.index(after: at)...]) == realm
+        case .kerberos(let name):
+            return principal.method == .kerberos && Self.same(principal.kerberosPrincipal ?? principal.name, name)
         case .any:
             return true
         }
@@ -52,6 +59,7 @@ public enum PolicyMatch: Sendable, Hashable, CustomStringConvertible {
         case .upn(let value): return "upn=\(value)"
         case .appID(let value): return "app_id=\(value)"
         case .realm(let value): return "realm=\(value)"
+        case .kerberos(let value): return "kerberos=\(value)"
         case .any: return "any"
         }
     }

@@ -21,6 +21,9 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
     public var groups: [String]
     /// App roles (`roles` claim).
     public var roles: [String]
+    /// The ticket's client principal (`alice@CORP.EXAMPLE`) for Kerberos logins; `name` is
+    /// what the listener's name rules made of it.
+    public var kerberosPrincipal: String?
 
     public init(
         method: Method = .sqlLogin,
@@ -30,7 +33,8 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
         appID: String? = nil,
         upn: String? = nil,
         groups: [String] = [],
-        roles: [String] = []
+        roles: [String] = [],
+        kerberosPrincipal: String? = nil
     ) {
         self.method = method
         self.name = name
@@ -40,6 +44,7 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
         self.upn = upn
         self.groups = groups
         self.roles = roles
+        self.kerberosPrincipal = kerberosPrincipal
     }
 
     /// `'name' (method)`, plus the object ID for Entra principals. Never holds a credential.
@@ -47,6 +52,9 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
         var text = "'\(self.name)' (\(self.method.rawValue)"
         if let objectID = self.objectID, self.method == .entraToken, objectID != self.name {
             text += ", oid \(objectID)"
+        }
+        if let k = kerberosPrincipal, k != self.name {
+            text += ", \(k)"
         }
         return text + ")"
     }

@@ -61,7 +61,7 @@ struct BenchCommand: AsyncParsableCommand {
     private func parsedTargets() throws -> Set<BenchTargetKind> {
         try Set(targets.split(separator: ",").map { name in
             guard let k = BenchTargetKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("unknown target '\(name)' (direct, haproxy, tdsgate)")
+                throw ValidationError("unknown target '\(name)' (direct, haproxy, tdsgate, tdsgate-dump)")
             }
             return k
         })

@@ -70,7 +70,8 @@ struct DemoCommand: AsyncParsableCommand {
         let backendName = proxyIdentity?.sqlPrincipalName(tenantID: rt.config.tenant.id) ?? "?"
         let ci = rt.config.tenant.identities.first { $0.name == "ci-deployer" }
         let ports: [String: Any] = [
-            "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": "http://127.0.0.1:\(adminPort)", "config_file": configPath],
+            "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": "http://127.0.0.1:\(adminPort)", "config_file": configPath,
+                      "audit_file": dir.appendingPathComponent("audit.jsonl").path],
             "proxy_logins": proxyLogins.map { l -> [String: Any] in
                 ["user": l.user, "password": l.password, "database": "appdb", "backend_identity": backendName, "write": l.write]
             },

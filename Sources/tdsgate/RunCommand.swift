@@ -15,14 +15,24 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The configuration file.")
     var config: String
 
+    @Option(help: ArgumentHelp("Dump every session, decrypted and decoded with secrets redacted, into this directory (overrides dump.directory and switches the dump on).", valueName: "DIR"))
+    var dump: String?
+
     func run() async throws {
-        let cfg: GatewayConfig
+        var loaded: GatewayConfig
         do {
-            cfg = try GatewayConfig.load(path: config)
+            loaded = try GatewayConfig.load(path: config)
         } catch {
             FileHandle.standardError.write(Data("\(config): the configuration has problems:\n\(error)\n".utf8))
             throw ExitCode(2)
         }
+        if let dump {
+            var d = loaded.dump ?? DumpConfig()
+            d.directory = URL(fileURLWithPath: dump).standardizedFileURL.path
+            d.enabled = true
+            loaded.dump = d
+        }
+        let cfg = loaded
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = cfg.loggerLevel

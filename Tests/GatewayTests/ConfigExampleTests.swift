@@ -12,6 +12,7 @@ struct ConfigExampleTests {
         #expect(Set(problems.map(\.path)) == [
             "listeners.main.tls.certificate", "listeners.main.tls.key", "clusters.orders.ca_file",
             "backend_identities.reporting-sp.client_secret_file", "logins_file", "admin.bearer_token_file",
+            "listeners.main.kerberos.keytab",
         ], "\(problems.listing)")
     }
 
@@ -29,6 +30,8 @@ struct ConfigExampleTests {
         #expect(entra.issuers.count == 2 && entra.audiences == ["https://database.windows.net/"])
         #expect(entra.jwksURL?.hasSuffix("/discovery/v2.0/keys") == true && entra.jwksFile == nil)
         #expect(entra.clockSkewSeconds == 300)
+        #expect(main.kerberos == KerberosListenerConfig(keytab: "/etc/tdsgate/mssqlsvc.keytab", realms: ["CORP.EXAMPLE"],
+                                                        nameRules: [KerberosNameRuleConfig(realm: "CORP.EXAMPLE", name: "user", lowercase: true)]))
         #expect(config.listener(named: "local-legacy")?.clientEncryption == [.plaintext])
         #expect(config.listener(named: "local-legacy")?.tls == nil)
 
@@ -42,6 +45,7 @@ struct ConfigExampleTests {
         ])
         #expect(orders.probe == ProbeConfig(identity: "proxy-mi", database: "appdb", intervalMs: 2000, timeoutMs: 2000, rise: 2, fall: 3))
         #expect(orders.balancing == "round_robin" && orders.readFallbackToPrimary && orders.maxWriteWaitMs == 15_000 && orders.demotion == "after_request")
+        #expect(orders.connectionPolicy == "redirect")
         #expect(orders.routing.map(\.name) == ["reports-off-primary", "read-your-writes"])
         let reports = orders.routing[0]
         #expect(reports.intent == .readOnly && reports.databases == ["appdb"])
@@ -60,9 +64,15 @@ struct ConfigExampleTests {
 
         #expect(config.logins.map(\.name) == ["app"])
         #expect(config.loginsFile == "/etc/tdsgate/logins.yaml")
-        #expect(config.policy.map(\.name) == ["app-read-write", "analysts"])
+        #expect(config.policy.map(\.name) == ["app-read-write", "domain-users", "analysts"])
         #expect(config.policy[0].match == ["login": "app"] && config.policy[0].write && config.policy[0].tagAppName == true)
-        #expect(config.policy[1].match == ["group": "5b7c1d2e-0000-4000-8000-0000000000aa"] && !config.policy[1].write)
+        #expect(config.policy[1].match == ["realm": "CORP.EXAMPLE"] && !config.policy[1].write)
+        #expect(config.policy[2].match == ["group": "5b7c1d2e-0000-4000-8000-0000000000aa"] && !config.policy[2].write)
+        #expect(config.audit == AuditConfig(destination: .file(path: "/var/log/tdsgate/audit.jsonl", maxBytes: 1 << 30),
+                                            statements: false, maskLiterals: true, queueCapacity: 10_000))
+        #expect(config.dump == DumpConfig(directory: "/var/lib/tdsgate/dump", enabled: false,
+                                          settings: DumpSettings(filter: DumpFilter(principal: "app-user"), formats: [.text, .pcapng]),
+                                          maxFileBytes: 64 << 20, maxTotalBytes: 1 << 30, keepRotated: 3, queueBytes: 16 << 20, followLines: 10_000))
         #expect(config.throttle == ThrottleConfig(maxFailures: 5, windowSeconds: 60, blockSeconds: 60))
         #expect(config.admin == AdminConfig(address: "127.0.0.1", port: 9090, bearerTokenFile: "/etc/tdsgate/admin.token"))
         #expect(config.shutdownGraceSeconds == 30 && config.logLevel == "info")
@@ -78,6 +88,7 @@ struct ConfigExampleTests {
         try ConfigTestSupport.write(ConfigTestSupport.keyPEM, to: "\(dir)/files/key.pem")
         try ConfigTestSupport.write("s3cret-from-file\n", to: "\(dir)/files/reporting-sp.secret")
         try ConfigTestSupport.write("token\n", to: "\(dir)/files/admin.token")
+        try ConfigTestSupport.write("keytab bytes\n", to: "\(dir)/files/mssqlsvc.keytab")
         try ConfigTestSupport.write("- {name: reporting, password_hash: \"\(ConfigTestSupport.hash)\"}\n", to: "\(dir)/files/logins.yaml")
 
         let config = try GatewayConfig.load(path: "\(dir)/tdsgate.yaml")

@@ -51,3 +51,50 @@ struct RoutingRuleConfigTests {
         #expect(problems.message(at: "clusters.orders.failover_group.identity") != nil)
     }
 }
+
+@Suite("Config: kerberos listeners and the audit trail")
+struct KerberosAuditConfigTests {
+    @Test func kerberosAndSyslogAuditParse() throws {
+        let yaml = """
+        listeners:
+          - name: main
+            port: 1433
+            client_encryption: plaintext
+            cluster: orders
+            kerberos:
+              keytab: svc.keytab
+              realms: [CORP.EXAMPLE, "*"]
+              name_rules: [{pattern: "svc-(.*)@CORP.EXAMPLE", name: "service-$1"}, {name: principal}]
+        clusters: [{name: orders, endpoints: [{name: east, host: east.example}]}]
+        backend_identities: [{name: mi, kind: imds}]
+        policy: [{name: k, match: {kerberos: alice@CORP.EXAMPLE}, clusters: [orders], backend_identity: mi}]
+        audit: {syslog: {host: 127.0.0.1, port: 5514, transport: tcp, facility: local3}, statements: true, mask_literals: false}
+        """
+        let config = try #require(ConfigTestSupport.parse(yaml, baseDirectory: "/etc/tdsgate"))
+        let kerberos = try #require(config.listeners[0].kerberos)
+        #expect(kerberos.keytab == "/etc/tdsgate/svc.keytab" && kerberos.realms == ["CORP.EXAMPLE", "*"])
+        #expect(kerberos.nameRules == [KerberosNameRuleConfig(pattern: "svc-(.*)@CORP.EXAMPLE", name: "service-$1"),
+                                      KerberosNameRuleConfig(name: "principal")])
+        #expect(config.policy[0].match == ["kerberos": "alice@CORP.EXAMPLE"])
+        #expect(config.audit == AuditConfig(destination: .syslog(host: "127.0.0.1", port: 5514, transport: "tcp", facility: "local3", appName: "tdsgate"),
+                                            statements: true, maskLiterals: false, queueCapacity: 10_000))
+    }
+
+    @Test func mistakesAreReportedAtTheirPath() {
+        let problems = ConfigTestSupport.problems("""
+        listeners:
+          - name: main
+            port: 1433
+            client_encryption: plaintext
+            kerberos: {keytab: /nonexistent/svc.keytab, name_rules: [{pattern: "(", name: user}]}
+        clusters: [{name: orders, endpoints: [{name: east, host: east.example}]}]
+        backend_identities: [{name: mi, kind: imds}]
+        policy: [{name: k, match: any, clusters: [orders], backend_identity: mi}]
+        audit: {destination: kafka, syslog: {host: h, transport: sctp, facility: mail}}
+        """)
+        #expect(problems.message(at: "listeners.main.kerberos.keytab")?.hasPrefix("file does not exist") == true)
+        #expect(problems.message(at: "listeners.main.kerberos.realms")?.hasPrefix("is required") == true)
+        #expect(problems.message(at: "listeners.main.kerberos.name_rules[0].pattern") == "is not a valid regular expression")
+        #expect(problems.message(at: "audit.destination") != nil)
+    }
+}

@@ -30,7 +30,7 @@ def hash_password(password: str) -> str:
 class ProxyProcess:
     """`tdsgate run --config <workdir>/tdsgate.yaml`, checked with check-config first."""
 
-    def __init__(self, workdir: Path, config: str, wait_port: int):
+    def __init__(self, workdir: Path, config: str, wait_port: int, env: dict[str, str] | None = None):
         self.workdir = workdir
         self.config_path = workdir / "tdsgate.yaml"
         self.config_path.write_text(config)
@@ -41,7 +41,7 @@ class ProxyProcess:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([conftest._build["bin"], "run", "--config", str(self.config_path)],
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not conftest._accepts("127.0.0.1", wait_port):
             assert self.proc.poll() is None, self.log()

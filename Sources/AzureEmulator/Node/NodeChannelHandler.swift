@@ -4,7 +4,7 @@ import TDSNIO
 
 /// Executes a `NodeSession`'s actions on a channel: writes, TLS changes, delays and row
 /// streams (with backpressure), and cancels them when an attention arrives.
-final class NodeChannelHandler: ChannelInboundHandler {
+final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = TDSMessage
     typealias OutboundOut = ByteBuffer
 
@@ -158,6 +158,15 @@ final class NodeChannelHandler: ChannelInboundHandler {
                 context.flush()
                 context.close(promise: nil)
                 queue.removeAll()
+                return
+            case .startSMP:
+                context.flush()
+                queue.removeAll()
+                do {
+                    try SMPNodeHandler.takeOver(context: context, session: session, onClose: onClose)
+                } catch {
+                    context.close(promise: nil)
+                }
                 return
             }
         }

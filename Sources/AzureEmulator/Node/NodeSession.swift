@@ -36,6 +36,8 @@ enum NodeAction {
     /// Stream `count` generated rows (tdsgate.rows) then continue.
     case streamRows(count: Int)
     case close
+    /// The login succeeded on a MARS connection: from here on it speaks SMP (SMPNodeHandler).
+    case startSMP
 }
 
 /// The protocol logic of one client connection to an emulated Azure SQL node. It turns each
@@ -56,6 +58,8 @@ struct NodeSession {
     private(set) var phase: Phase = .awaitingPrelogin
     private(set) var strict = false
     private var loginOnlyTLS = false
+    /// PRELOGIN negotiated MARS: SMP starts once the login succeeded.
+    private var mars = false
     private var encrypted = false
     private var serverFedAuthRequired: UInt8?
     private var pendingLogin: Login7?
@@ -155,7 +159,9 @@ struct NodeSession {
         response.encryption = answer
         response.instance = ""
         response.setData([], for: PreloginOption.threadIDToken)
-        response.mars = false
+        // Azure SQL supports MARS: every byte after the login reply is then SMP.
+        mars = request.mars == true
+        response.mars = mars
         if request.fedAuthRequired != nil {
             serverFedAuthRequired = 0x01
             response.fedAuthRequired = 0x01
@@ -311,8 +317,8 @@ struct NodeSession {
         sql?.appName = login.appName
         sql?.hostName = login.hostName
         phase = .loggedIn
-        env.log("session node=\(env.node.name) client=\(clientAddress) identity=\(principal) intent=\(intentForLog) database=\(database) tds=0x\(String(login.tdsVersion, radix: 16)) encryption=\(strict ? "strict" : (encrypted ? "full" : "login-only/none")) login=ok")
-        return [.write(out)]
+        env.log("session node=\(env.node.name) client=\(clientAddress) identity=\(principal) intent=\(intentForLog) database=\(database) tds=0x\(String(login.tdsVersion, radix: 16)) encryption=\(strict ? "strict" : (encrypted ? "full" : "login-only/none")) mars=\(mars) login=ok")
+        return mars ? [.write(out), .startSMP] : [.write(out)]
     }
 
     private mutating func loginFailed(_ login: Login7, _ number: Int32, _ text: String, identity: String, severity: UInt8 = 14) -> [NodeAction] {

@@ -71,6 +71,13 @@ struct DrillAdminClient: Sendable {
         try await http.json([SessionInfo].self, .GET, "\(baseURL)/v1/clusters/\(name)/sessions", bearer: token)
     }
 
+    /// Tells tdsgate a drill phase started or ended, for its audit trail. Best effort: a
+    /// tdsgate without the route (or without an audit trail) does not stop the drill.
+    func drillEvent(_ cluster: String, _ fields: [String: Any]) async {
+        guard let body = try? JSONSerialization.data(withJSONObject: fields) else { return }
+        _ = try? await http.call(.POST, "\(baseURL)/v1/clusters/\(cluster)/drills", bearer: token, body: Array(body))
+    }
+
     func endpoint(_ cluster: String, _ endpoint: String, _ action: String) async throws {
         _ = try await http.json(ClusterSnapshot.self, .POST, "\(baseURL)/v1/clusters/\(cluster)/endpoints/\(endpoint)/\(action)", bearer: token)
     }

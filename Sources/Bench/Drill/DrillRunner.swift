@@ -67,6 +67,8 @@ public enum DrillRunner {
         let table = "tdsgate_drill_" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         try await prepare(table: table, options: options, tls: tls, loop: loop)
 
+        let drillID = table.replacingOccurrences(of: "tdsgate_drill_", with: "") + "-" + name
+        await admin.drillEvent(options.cluster, ["phase": "start", "mode": options.mode.rawValue, "drill_id": drillID, "target": name])
         let start = ContinuousClock.now
         let recorder = SharedRecorder(DrillRecorder(cluster: options.cluster, start: start, initialPrimary: initial))
         let workload = DrillWorkload(options: options, table: table, tls: tls, admin: admin, recorder: recorder, loop: loop)
@@ -106,6 +108,14 @@ public enum DrillRunner {
         } catch {
             say("\(name): could not read the acknowledged writes back: \(error)")
         }
+        let passed = report.safe && report.aborted == nil && report.timeToFirstWriteMs != nil
+        var endEvent: [String: Any] = ["phase": "end", "mode": options.mode.rawValue, "drill_id": drillID,
+                                  "outcome": report.aborted != nil ? "aborted" : passed ? "passed" : "failed",
+                                  "duration_ms": Int(report.durationMs), "sessions_closed": report.sessionsClosed,
+                                  "summary": "\(report.writesAcknowledged) writes, \(report.errorTotal) errors, unsafe \(report.unsafeWrites.count), lost \(report.lostWriteCount)"]
+        if let old = report.oldPrimary { endEvent["old_primary"] = old }
+        if let new = report.newPrimary { endEvent["new_primary"] = new }
+        await admin.drillEvent(options.cluster, endEvent)
         return DrillPhase(name: name, report: report)
     }
 

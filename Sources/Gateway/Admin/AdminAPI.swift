@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import HTTPServerKit
 import NIOHTTP1
@@ -51,6 +52,28 @@ enum AdminAPI {
                 }
                 return (try? .json(encoding: c.sessions())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
             }),
+            // `tdsgate drill` reports its start and end here, so drills are in the audit trail.
+            HTTPRoute(.POST, "/v1/clusters/{name}/drills", handler: guarded { req in
+                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
+                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                }
+                guard let body = try? req.decodeJSON([String: JSONValue].self), let phase = body["phase"]?.stringValue,
+                      let mode = body["mode"]?.stringValue, ["start", "end"].contains(phase) else {
+                    return .error(.badRequest, code: "invalid_request", message: "expected {phase: start|end, mode, drill_id, outcome, ...}")
+                }
+                let id = body["drill_id"]?.stringValue
+                if phase == "start" {
+                    context.record(.drillStart(cluster: c.config.name, mode: mode, drillID: id, target: body["target"]?.stringValue))
+                } else {
+                    let outcome = AuditEvent.DrillOutcome(rawValue: body["outcome"]?.stringValue ?? "") ?? .failed
+                    context.record(.drillEnd(cluster: c.config.name, mode: mode, drillID: id, outcome: outcome,
+                                             durationMs: body["duration_ms"]?.intValue, oldPrimary: body["old_primary"]?.stringValue,
+                                             newPrimary: body["new_primary"]?.stringValue, sessionsAffected: body["sessions_closed"]?.intValue,
+                                             summary: body["summary"]?.stringValue))
+                }
+                context.logger.notice("drill \(phase)", metadata: ["cluster": "\(c.config.name)", "mode": "\(mode)", "drill": "\(id ?? "")"])
+                return .json(.object(["recorded": .bool(context.audit != nil)]))
+            }),
             HTTPRoute(.POST, "/v1/clusters/{name}/endpoints/{endpoint}/{action}", handler: guarded { req in
                 let action = req.pathParameters["action"] ?? ""
                 guard ["drain", "enable", "disable"].contains(action) else {
@@ -68,7 +91,7 @@ enum AdminAPI {
                     return .error(.notFound, code: "unknown_endpoint", message: "\(error)")
                 }
             }),
-        ]
+        ] + dumpRoutes(context: context, guarded: guarded)
     }
 
     private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {

@@ -87,7 +87,8 @@ final class BackendLeg: @unchecked Sendable {
     }
 
     /// Connects and, in strict mode, completes TLS before any TDS byte.
-    static func connect(_ target: BackendTarget, on loop: any EventLoop, tls: BackendTLSContexts) async throws -> BackendLeg {
+    static func connect(_ target: BackendTarget, on loop: any EventLoop, tls: BackendTLSContexts,
+                        tap: NIOLoopBound<SessionTap>? = nil) async throws -> BackendLeg {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
@@ -95,8 +96,11 @@ final class BackendLeg: @unchecked Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
+                        try ch.pipeline.syncOperations.addHandler(TDSClientTransportHandler())
+                        // Right above the transport, so TLS (added after the transport) lands below it.
+                        if let tap { try ch.pipeline.syncOperations.addHandler(PacketTapHandler(leg: .backend, tap: tap.value)) }
                         try ch.pipeline.syncOperations.addHandlers([
-                            TDSClientTransportHandler(), TDSMessageFramingHandler(maxMessageSize: 64 * 1024 * 1024), BackendMessageHandler(),
+                            TDSMessageFramingHandler(maxMessageSize: 64 * 1024 * 1024), BackendMessageHandler(),
                         ])
                     }
                 }
@@ -137,13 +141,13 @@ final class BackendLeg: @unchecked Sendable {
 
     /// PRELOGIN with FEDAUTHREQUIRED (tdsgate always logs in with a token), then TLS as
     /// the server asks. tdsgate always asks for encryption: the backend leg is never plain.
-    func prelogin(clientTraceID: [UInt8]?) async throws -> PreloginMessage {
+    func prelogin(clientTraceID: [UInt8]?, mars: Bool = false) async throws -> PreloginMessage {
         var request = PreloginMessage()
         request.version = PreloginVersion(major: 16, minor: 0, build: 1000, subBuild: 0)
         request.encryption = target.strict ? .notSupported : .on
         request.instance = ""
         request.threadID = 0
-        request.mars = false
+        request.mars = mars
         if let clientTraceID { request.traceID = clientTraceID }
         request.fedAuthRequired = 0x01
         var payload = channel.allocator.buffer(capacity: 64)

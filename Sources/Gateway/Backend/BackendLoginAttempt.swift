@@ -7,13 +7,15 @@ import TDS
 struct BackendLoginAttempt {
     let context: GatewayContext
     let eventLoop: any EventLoop
+    /// The client session's tap, so that dumps see the backend leg too (nil for probes).
+    var tap: NIOLoopBound<SessionTap>? = nil
 
     typealias Login7Builder = @Sendable (_ fedAuthEcho: Bool, _ nonce: [UInt8]?) -> Login7
 
-    func run(target: BackendTarget, login: Login7Builder) async -> Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> {
+    func run(target: BackendTarget, login: Login7Builder, mars: Bool = false) async -> Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> {
         let leg: BackendLeg
         do {
-            leg = try await BackendLeg.connect(target, on: eventLoop, tls: context.backendTLS)
+            leg = try await BackendLeg.connect(target, on: eventLoop, tls: context.backendTLS, tap: tap)
         } catch let e as BackendError {
             return .failure(e)
         } catch {
@@ -21,13 +23,17 @@ struct BackendLoginAttempt {
         }
         do {
             if !target.strict {
-                let server = try await leg.prelogin(clientTraceID: nil)
+                let server = try await leg.prelogin(clientTraceID: nil, mars: mars)
                 guard let enc = server.encryption?.mode, enc != .notSupported else {
                     throw BackendError(description: "\(target) does not offer encryption; tdsgate only logs in to Azure SQL over TLS")
                 }
                 try await leg.startTLS(context: context.backendTLS.context(caFile: target.caFile, strict: false), inPrelogin: true)
             } else {
-                _ = try await leg.prelogin(clientTraceID: nil)
+                _ = try await leg.prelogin(clientTraceID: nil, mars: mars)
+            }
+            // The client's session is MARS: this leg must be too (SMP starts after login).
+            if mars && leg.serverPrelogin?.mars != true {
+                throw BackendError(description: "\(target) does not offer MARS, which the client asked for")
             }
             let backendLogin = login(leg.serverPrelogin?.fedAuthRequired == 0x01, leg.serverPrelogin?.nonce)
             var payload = ByteBufferAllocator().buffer(capacity: 1024)

@@ -18,6 +18,11 @@ public struct GatewayConfig: Sendable, Hashable {
     public var policy: [PolicyRuleConfig]
     public var throttle: ThrottleConfig
     public var admin: AdminConfig?
+    /// The audit trail (JSON lines); nil = none.
+    public var audit: AuditConfig?
+    /// The packet dump (`dump:` or `tdsgate run --dump DIR`); nil = off until the admin API
+    /// switches it on (follow only, no files).
+    public var dump: DumpConfig?
     public var shutdownGraceSeconds: Int
     /// One of `GatewayConfig.logLevels` (swift-log's level names).
     public var logLevel: String
@@ -110,6 +115,8 @@ public struct ListenerConfig: Sendable, Hashable {
     public var entra: EntraListenerConfig?
     /// Append ` [tdsgate:<principal>]` to the AppName the backend sees.
     public var tagSessions: Bool
+    /// Integrated (Kerberos) logins; nil = refused on this listener.
+    public var kerberos: KerberosListenerConfig?
 
     public static let defaultAddress = "127.0.0.1"
     public static let defaultPort = 1433
@@ -133,6 +140,38 @@ public struct ListenerConfig: Sendable, Hashable {
         self.cluster = cluster
         self.entra = entra
         self.tagSessions = tagSessions
+    }
+}
+
+/// `kerberos:` of a listener: tdsgate as a GSSAPI acceptor for `MSSQLSvc/<host>:<port>`.
+public struct KerberosListenerConfig: Sendable, Hashable {
+    /// Keytab with the service keys; re-read when it changes.
+    public var keytab: String
+    /// Client realms accepted; `["*"]` = any realm the keytab's KDC vouches for.
+    public var realms: [String]
+    public var nameRules: [KerberosNameRuleConfig]
+
+    public init(keytab: String, realms: [String], nameRules: [KerberosNameRuleConfig] = []) {
+        self.keytab = keytab
+        self.realms = realms
+        self.nameRules = nameRules
+    }
+}
+
+/// One `name_rules` entry: which client principals it applies to and the tdsgate name.
+public struct KerberosNameRuleConfig: Sendable, Hashable {
+    public var realm: String?
+    /// Regular expression over the whole `user@REALM`.
+    public var pattern: String?
+    /// `user`, `principal`, or a template with `{user}`, `{realm}`, `{principal}`, `$1`...
+    public var name: String
+    public var lowercase: Bool
+
+    public init(realm: String? = nil, pattern: String? = nil, name: String = "user", lowercase: Bool = false) {
+        self.realm = realm
+        self.pattern = pattern
+        self.name = name
+        self.lowercase = lowercase
     }
 }
 
@@ -214,6 +253,10 @@ public struct ClusterConfig: Sendable, Hashable {
     public var demotion: String
     /// `routing:` rules in order; the first that matches a session decides its options.
     public var routing: [RoutingRule] = []
+    /// `redirect` (default): follow Azure's routing ENVCHANGE to the worker. `proxy`: the
+    /// servers are pinned to the Proxy connection policy, so tdsgate stays on the endpoint it
+    /// dialled and treats a redirect as a misconfiguration (e.g. only port 1433 is open).
+    public var connectionPolicy: String = "redirect"
     /// The Azure failover group behind this cluster, for `tdsgate drill failover`.
     public var failoverGroup: FailoverGroupConfig?
 
@@ -221,6 +264,7 @@ public struct ClusterConfig: Sendable, Hashable {
     public static let defaultLoginTimeoutMs = 15_000
     public static let balancingModes = ["round_robin", "least_sessions", "lowest_latency"]
     public static let demotionModes = ["immediately", "after_request"]
+    public static let connectionPolicies = ["redirect", "proxy"]
 
     public init(
         name: String,
@@ -252,6 +296,33 @@ public struct ClusterConfig: Sendable, Hashable {
 
     public func endpoint(named name: String) -> EndpointConfig? {
         endpoints.first { $0.name == name }
+    }
+}
+
+/// `audit:`: where the JSON-lines audit trail goes and what it holds.
+public struct AuditConfig: Sendable, Hashable {
+    public enum Destination: Sendable, Hashable {
+        case stdout
+        case file(path: String, maxBytes: Int)
+        case syslog(host: String, port: Int, transport: String, facility: String, appName: String)
+    }
+
+    public var destination: Destination
+    /// SQL batches and RPC calls too (not only logins and sessions).
+    public var statements: Bool
+    /// Literals in SQL text and RPC parameter values replaced by `?` / `<masked>`.
+    public var maskLiterals: Bool
+    public var queueCapacity: Int
+
+    public static let destinations = ["stdout", "file", "syslog"]
+    public static let facilities = ["kern", "user", "daemon", "auth", "syslog", "authpriv",
+                                    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]
+
+    public init(destination: Destination = .stdout, statements: Bool = false, maskLiterals: Bool = true, queueCapacity: Int = 10_000) {
+        self.destination = destination
+        self.statements = statements
+        self.maskLiterals = maskLiterals
+        self.queueCapacity = queueCapacity
     }
 }
 
@@ -421,7 +492,7 @@ public struct PolicyRuleConfig: Sendable, Hashable {
     /// Overrides the listener's `tag_sessions` when set.
     public var tagAppName: Bool?
 
-    public static let matchKeys = ["login", "object_id", "group", "app_role", "upn", "app_id", "realm"]
+    public static let matchKeys = ["login", "object_id", "group", "app_role", "upn", "app_id", "realm", "kerberos"]
 
     public init(
         name: String,

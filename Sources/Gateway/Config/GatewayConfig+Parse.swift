@@ -55,7 +55,7 @@ extension GatewayConfig {
 extension ConfigReader {
     static let topLevelKeys = [
         "listeners", "clusters", "backend_identities", "logins", "logins_file", "policy",
-        "throttle", "admin", "shutdown_grace_seconds", "log_level",
+        "throttle", "admin", "audit", "dump", "shutdown_grace_seconds", "log_level",
     ]
 
     func parseGateway(_ root: Node) -> GatewayConfig {
@@ -124,6 +124,12 @@ extension ConfigReader {
         if let node = top["admin"] {
             config.admin = parseAdmin(node, listeners: config.listeners)
         }
+        if let node = top["audit"] {
+            config.audit = parseAudit(node)
+        }
+        if let node = top["dump"] {
+            config.dump = parseDump(node)
+        }
         config.shutdownGraceSeconds = int(top, "shutdown_grace_seconds", default: GatewayConfig.defaultShutdownGraceSeconds, range: 0...3_600)
         if let node = top["log_level"], let text = string(node, at: "log_level") {
             if GatewayConfig.logLevels.contains(text.lowercased()) {
@@ -141,7 +147,7 @@ extension ConfigReader {
         var names: [String: String] = [:]
         var binds: [(address: String, port: Int, path: String)] = []
         var result: [ListenerConfig] = []
-        let keys = ["name", "address", "port", "tls", "client_encryption", "cluster", "entra", "tag_sessions"]
+        let keys = ["name", "address", "port", "tls", "client_encryption", "cluster", "entra", "tag_sessions", "kerberos"]
         for item in namedItems(node, at: "listeners", keys: keys, what: "listener", names: &names) {
             let m = item.map
             var listener = ListenerConfig(name: item.name ?? "")
@@ -186,6 +192,9 @@ extension ConfigReader {
                 listener.entra = parseEntra(entraNode, at: m.path("entra"))
             }
             listener.tagSessions = bool(m, "tag_sessions") ?? false
+            if let node = m["kerberos"] {
+                listener.kerberos = parseKerberos(node, at: m.path("kerberos"))
+            }
 
             if listener.port != 0 && portIsValid {
                 if let clash = binds.first(where: { $0.port == listener.port && Self.addressesOverlap($0.address, listener.address) }) {
@@ -246,13 +255,77 @@ extension ConfigReader {
         return entra
     }
 
+    func parseAudit(_ node: Node) -> AuditConfig? {
+        guard let m = map(node, at: "audit", keys: ["destination", "file", "max_bytes", "syslog", "statements", "mask_literals", "queue_capacity"]) else {
+            return nil
+        }
+        var audit = AuditConfig()
+        audit.statements = bool(m, "statements") ?? false
+        audit.maskLiterals = bool(m, "mask_literals") ?? true
+        audit.queueCapacity = int(m, "queue_capacity", default: 10_000, range: 16...10_000_000)
+        let destination = string(m, "destination") ?? (m.has("syslog") ? "syslog" : m.has("file") ? "file" : "stdout")
+        switch destination {
+        case "stdout":
+            audit.destination = .stdout
+        case "file":
+            guard let path = string(m, "file", required: true) else { return audit }
+            audit.destination = .file(path: ConfigFiles.absolute(path, relativeTo: baseDirectory),
+                                      maxBytes: int(m, "max_bytes", default: 1 << 30, range: 4096...(1 << 50)))
+        case "syslog":
+            guard let sysNode = m["syslog"], let sys = map(sysNode, at: m.path("syslog"), keys: ["host", "port", "transport", "facility", "app_name"]) else {
+                report(m.path("syslog"), "is required with destination syslog ({host, port, transport: udp|tcp})")
+                return audit
+            }
+            let host = string(sys, "host", required: true) ?? ""
+            let transport = string(sys, "transport") ?? "udp"
+            if !["udp", "tcp"].contains(transport) { report(sys.path("transport"), "must be udp or tcp") }
+            let facility = string(sys, "facility") ?? "authpriv"
+            if !AuditConfig.facilities.contains(facility) {
+                report(sys.path("facility"), Self.unknownValue(facility, among: AuditConfig.facilities, what: "facility"))
+            }
+            audit.destination = .syslog(host: host, port: int(sys, "port", default: 514, range: 1...65_535), transport: transport,
+                                        facility: facility, appName: string(sys, "app_name") ?? "tdsgate")
+        default:
+            report(m.path("destination"), Self.unknownValue(destination, among: AuditConfig.destinations, what: "destination"))
+        }
+        return audit
+    }
+
+    func parseKerberos(_ node: Node, at base: String) -> KerberosListenerConfig? {
+        guard let m = map(node, at: base, keys: ["keytab", "realms", "name_rules"]) else { return nil }
+        let keytab = file(m, "keytab", required: true, expect: .nonEmpty) ?? ""
+        let realms = stringList(m, "realms")?.map(\.value) ?? []
+        if realms.isEmpty {
+            report(m.path("realms"), "is required: the client realms to accept, or [\"*\"] for any realm the KDC vouches for")
+        }
+        var rules: [KerberosNameRuleConfig] = []
+        if let rulesNode = m["name_rules"] {
+            guard case let .sequence(sequence) = rulesNode else {
+                report(m.path("name_rules"), "expected a list of rules, found \(Self.shape(rulesNode))")
+                return KerberosListenerConfig(keytab: keytab, realms: realms)
+            }
+            for (index, element) in sequence.enumerated() {
+                let path = ConfigPath.index(m.path("name_rules"), index)
+                guard let r = map(element, at: path, keys: ["realm", "pattern", "name", "lowercase"]) else { continue }
+                var rule = KerberosNameRuleConfig(realm: string(r, "realm"), pattern: string(r, "pattern"),
+                                                  name: string(r, "name") ?? "user", lowercase: bool(r, "lowercase") ?? false)
+                if let pattern = rule.pattern, (try? NSRegularExpression(pattern: pattern)) == nil {
+                    report(r.path("pattern"), "is not a valid regular expression")
+                    rule.pattern = nil
+                }
+                rules.append(rule)
+            }
+        }
+        return KerberosListenerConfig(keytab: keytab, realms: realms, nameRules: rules)
+    }
+
     // MARK: clusters
 
     func parseClusters(_ node: Node, names: inout [String: String]) -> [ClusterConfig] {
         var result: [ClusterConfig] = []
         let keys = ["name", "databases", "ca_file", "strict", "connect_timeout_ms", "login_timeout_ms", "endpoints",
                     "probe", "balancing", "read_fallback_to_primary", "max_write_wait_ms", "demotion",
-                    "routing", "failover_group"]
+                    "routing", "failover_group", "connection_policy"]
         for item in namedItems(node, at: "clusters", keys: keys, what: "cluster", names: &names) {
             let m = item.map
             var cluster = ClusterConfig(name: item.name ?? "")
@@ -272,6 +345,11 @@ extension ConfigReader {
             if let text = string(m, "demotion") {
                 if ClusterConfig.demotionModes.contains(text) { cluster.demotion = text } else {
                     report(m.path("demotion"), "must be one of \(ClusterConfig.demotionModes.joined(separator: ", "))")
+                }
+            }
+            if let text = string(m, "connection_policy") {
+                if ClusterConfig.connectionPolicies.contains(text) { cluster.connectionPolicy = text } else {
+                    report(m.path("connection_policy"), "must be one of \(ClusterConfig.connectionPolicies.joined(separator: ", "))")
                 }
             }
             cluster.readFallbackToPrimary = bool(m, "read_fallback_to_primary") ?? true

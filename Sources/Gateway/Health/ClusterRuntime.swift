@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Logging
 import NIOCore
@@ -12,6 +13,7 @@ final class ClusterRuntime: Sendable {
     let config: ClusterConfig
     private let logger: Logger
     let metrics: GatewayMetrics?
+    let audit: AuditLog?
 
     /// A relayed session, for closing it when its endpoint is demoted.
     struct SessionHandle: Sendable {
@@ -29,10 +31,11 @@ final class ClusterRuntime: Sendable {
 
     private let state: Mutex<State>
 
-    init(config: ClusterConfig, logger: Logger, metrics: GatewayMetrics? = nil) {
+    init(config: ClusterConfig, logger: Logger, metrics: GatewayMetrics? = nil, audit: AuditLog? = nil) {
         self.config = config
         self.logger = logger
         self.metrics = metrics
+        self.audit = audit
         let spec = ClusterSpec(
             name: config.name, databases: config.databases,
             endpoints: config.endpoints.map { e in
@@ -164,6 +167,7 @@ final class ClusterRuntime: Sendable {
 
     private func handle(_ events: [TopologyEvent]) {
         for event in events {
+            if let audit, let line = AuditEvent.topology(event, cluster: config.name) { _ = audit.record(line) }
             switch event {
             case .primaryChanged(let from, let to, _):
                 logger.notice("primary changed", metadata: ["cluster": "\(config.name)", "from": "\(from ?? "none")", "to": "\(to ?? "none")"])

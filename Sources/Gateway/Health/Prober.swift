@@ -64,6 +64,9 @@ struct Prober {
             case .success(let (leg, reply, _)):
                 if reply.loggedIn, let routing = reply.routing {
                     leg.close()
+                    if cluster.config.connectionPolicy == "proxy" {
+                        return .failure(.other("redirected to \(routing.host):\(routing.port) although the cluster is pinned to the Proxy connection policy"))
+                    }
                     target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: target.caFile,
                                            strict: target.strict, connectTimeout: target.connectTimeout)
                     continue

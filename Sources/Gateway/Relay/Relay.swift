@@ -1,23 +1,49 @@
+import Audit
+import Foundation
 import Logging
 import NIOCore
 import Routing
 import TDSNIO
 
-/// Replaces the login-time handlers of both legs with a linked pair of relay handlers.
+/// What the session registration needs of either relay pair (TDS packets or MARS frames).
+protocol RelayLeg: ChannelHandler {
+    var bytesIn: Int { get }
+    func requestClose(afterCurrentRequest: Bool)
+}
+
+extension RelayHandler: RelayLeg {}
+extension SMPRelayHandler: RelayLeg {}
+
+/// Replaces the login-time handlers of both legs with a linked pair of relay handlers:
+/// `RelayHandler`s moving TDS packets, or `SMPRelayHandler`s moving SMP frames when the
+/// session negotiated MARS (see SMPRelay.swift).
 enum Relay {
     static func start(client ctx: ChannelHandlerContext, clientSession: ClientSessionHandler, backend: BackendLeg,
-                      logger: Logger, info: SessionInfo, cluster: ClusterRuntime, intent: SessionIntent) throws {
+                      logger: Logger, info: SessionInfo, cluster: ClusterRuntime, intent: SessionIntent,
+                      audit: AuditLog? = nil, started: Date = Date()) throws {
         let sessionLabel = "session=\(info.id) principal=\(info.principal)"
         let endpoint = info.endpoint
         ctx.eventLoop.assertInEventLoop()
         precondition(backend.channel.eventLoop === ctx.eventLoop, "both legs of a session share one event loop")
+        // The first reason wins: it is why the session ended; the rest is the other leg
+        // following it down.
+        let endReason = NIOLoopBound(Box<String?>(nil), eventLoop: ctx.eventLoop)
         let ended: @Sendable (String) -> Void = { reason in
             logger.info("session ended", metadata: ["session": "\(sessionLabel)", "reason": "\(reason)"])
+            if endReason.value.value == nil { endReason.value.value = reason }
         }
-        let toBackend = RelayHandler(label: "client", onClose: ended)
-        let toClient = RelayHandler(label: "server", onClose: ended)
-        toBackend.peer = toClient
-        toClient.peer = toBackend
+        let toBackend: any RelayLeg
+        let toClient: any RelayLeg
+        if backend.serverPrelogin?.mars == true {
+            (toBackend, toClient) = SMPRelay.pair(onClose: ended)
+            logger.debug("MARS relay", metadata: ["session": "\(sessionLabel)"])
+        } else {
+            let up = RelayHandler(label: "client", onClose: ended)
+            let down = RelayHandler(label: "server", onClose: ended)
+            up.peer = down
+            down.peer = up
+            (toBackend, toClient) = (up, down)
+        }
 
         let clientOps = ctx.pipeline.syncOperations
         let clientFraming = try clientOps.handler(type: TDSMessageFramingHandler.self)
@@ -47,6 +73,28 @@ enum Relay {
             let (up, down) = counted.value
             metrics?.relayed(direction: "client_to_server", bytes: up.bytesIn)
             metrics?.relayed(direction: "server_to_client", bytes: down.bytesIn)
+            if let audit {
+                let reason = endReason.value.value ?? "client closed the connection"
+                _ = audit.record(.sessionEnd(
+                    session: String(info.id), durationMs: Int(Date().timeIntervalSince(started) * 1000),
+                    bytesClientToServer: up.bytesIn, bytesServerToClient: down.bytesIn,
+                    endReason: Self.endReason(reason), error: Self.endReason(reason) == .error ? reason : nil))
+            }
         }
     }
+
+    /// The audit trail's name for why a relayed session ended (RelayHandler's reasons).
+    static func endReason(_ reason: String) -> AuditEvent.EndReason {
+        if reason.contains("demoted") { return .demoted }
+        if reason.contains("shutting down") || reason.contains("shutdown") { return .shutdown }
+        if reason.hasPrefix("client closed") { return .clientClosed }
+        if reason.hasPrefix("server closed") { return .backendClosed }
+        return .error
+    }
+}
+
+/// A mutable cell for state a closure shares on one event loop (wrap it in NIOLoopBound).
+final class Box<T> {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

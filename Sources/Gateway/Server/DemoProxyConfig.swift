@@ -51,6 +51,9 @@ throttle: {max_failures: 20, window_seconds: 60, block_seconds: 30}
 # Health, readiness, metrics and endpoint drain/enable (loopback, so no token needed).
 admin: {address: 127.0.0.1, port: ${ADMIN_PORT}}
 
+# The audit trail: one JSON line per login, session, statement and cluster event (README
+# "Audit trail"); literals in statements are masked.
+audit: {destination: file, file: "${STATE_DIR}/audit.jsonl", statements: true, mask_literals: true}
 """
 
     /// Fills `${NAME}` placeholders.

@@ -1,6 +1,8 @@
+import Audit
 import AsyncHTTPClient
 import Foundation
 import Identity
+import Kerberos
 import Logging
 
 /// Everything sessions share: who may log in, what policy says, where tokens come from.
@@ -12,10 +14,16 @@ final class GatewayContext: Sendable {
     let tokens: TokenCache
     let throttle: LoginThrottle
     let entraValidators: [String: EntraTokenValidator]
+    /// Per listener with `kerberos:`; each re-reads its keytab when the file changes.
+    let kerberosAcceptors: [String: KerberosAcceptor]
     let backendTLS = BackendTLSContexts()
+    /// The audit trail (`audit:`); nil when not configured.
+    let audit: AuditLog?
     let logger: Logger
     let clusters: [String: ClusterRuntime]
     let metrics = GatewayMetrics()
+    /// The packet dump (`dump:`, `--dump`, `POST /v1/dump`).
+    let dump: DumpController
 
     init(config: GatewayConfig, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config
@@ -39,8 +47,19 @@ final class GatewayContext: Sendable {
                 httpClient: httpClient)
         }
         self.entraValidators = validators
+        var acceptors: [String: KerberosAcceptor] = [:]
+        for l in config.listeners {
+            guard let k = l.kerberos else { continue }
+            acceptors[l.name] = KerberosAcceptor(config: try Self.kerberosConfig(k))
+        }
+        self.kerberosAcceptors = acceptors
+        let audit = try config.audit.map(Self.makeAudit)
+        self.audit = audit
         let metrics = self.metrics
-        self.clusters = Dictionary(uniqueKeysWithValues: config.clusters.map { ($0.name, ClusterRuntime(config: $0, logger: logger, metrics: metrics)) })
+        self.dump = try DumpController(config: config.dump, metrics: metrics, logger: logger)
+        self.clusters = Dictionary(uniqueKeysWithValues: config.clusters.map {
+            ($0.name, ClusterRuntime(config: $0, logger: logger, metrics: metrics, audit: audit))
+        })
     }
 
     /// PBKDF2 is deliberately slow: it runs on its own queue, never on an event loop or
@@ -69,6 +88,35 @@ final class GatewayContext: Sendable {
                             resource: c.resource)
     }
 
+    static func makeAudit(_ c: AuditConfig) throws -> AuditLog {
+        let destination: AuditLog.Destination = switch c.destination {
+        case .stdout: .stdout
+        case .file(let path, let maxBytes): .file(path: path, maxBytes: maxBytes)
+        case .syslog(let host, let port, let transport, let facility, let appName):
+            .syslog(SyslogConfiguration(host: host, port: port, transport: transport == "tcp" ? .tcp : .udp,
+                                        facility: SyslogConfiguration.Facility(name: facility) ?? .authpriv, appName: appName))
+        }
+        return try AuditLog(destination: destination, statements: c.statements, queueCapacity: c.queueCapacity)
+    }
+
+    /// Records an audit event when the trail is on; never blocks.
+    func record(_ event: @autoclosure () -> AuditEvent) {
+        if let audit { _ = audit.record(event()) }
+    }
+
+    static func kerberosConfig(_ k: KerberosListenerConfig) throws -> KerberosAcceptorConfig {
+        let rules = try k.nameRules.map { r in
+            let output: KerberosNameRule.Output = switch r.name {
+            case "user": .user
+            case "principal": .principal
+            default: .template(r.name)
+            }
+            return try KerberosNameRule(realm: r.realm, pattern: r.pattern, output: output, lowercase: r.lowercase)
+        }
+        return KerberosAcceptorConfig(keytabPath: k.keytab, acceptedRealms: k.realms.contains("*") ? .anyRealm : .only(k.realms),
+                                      nameRules: rules, replayCache: nil)
+    }
+
     static func rule(_ c: PolicyRuleConfig) -> PolicyRule {
         var match: [PolicyMatch] = []
         for (k, v) in c.match.sorted(by: { $0.key < $1.key }) {
@@ -80,6 +128,7 @@ final class GatewayContext: Sendable {
             case "upn": match.append(.upn(v))
             case "app_id": match.append(.appID(v))
             case "realm": match.append(.realm(v))
+            case "kerberos": match.append(.kerberos(v))
             default: break
             }
         }

@@ -91,9 +91,14 @@ public final class GatewayServer: Sendable {
                         ch.closeFuture.whenComplete { _ in _ = self.sessions.withLock { $0.removeValue(forKey: key) } }
                         let tls = acceptsTLS ? certificate?.tls : nil
                         let ops = ch.pipeline.syncOperations
+                        let tap = SessionTap(sessionID: id)
+                        self.context.dump.sessionOpened(tap, channel: ch)
                         try ops.addHandler(TDSServerTransportHandler(tls: tls, acceptStrict: listener.clientEncryption.contains(.strict)))
+                        // Right above the transport: TLS is inserted below it, so it sees plaintext.
+                        try ops.addHandler(PacketTapHandler(leg: .client, tap: tap))
                         try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 1 << 20))
-                        try ops.addHandler(ClientSessionHandler(context: self.context, listener: listener, hasCertificate: tls != nil, sessionID: id))
+                        try ops.addHandler(ClientSessionHandler(context: self.context, listener: listener, hasCertificate: tls != nil,
+                                                                sessionID: id, tap: tap))
                     }
                 }
                 .bind(host: listener.address, port: listener.port).get()
@@ -189,6 +194,10 @@ public final class GatewayServer: Sendable {
         let all = listeners.withLock { c in defer { c = [] }; return c }
         for c in all { try? await c.close() }
         for c in sessions.withLock({ Array($0.values) }) { try? await c.close() }
+        await context.dump.close()
+        // Session ends written by the closes above reach the trail before it closes.
+        try? await Task.sleep(for: .milliseconds(50))
+        await context.audit?.close()
         try? await httpClient.shutdown()
     }
 }

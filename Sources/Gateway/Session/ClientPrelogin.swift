@@ -25,8 +25,8 @@ func decideClientPrelogin(_ request: PreloginMessage, allowed: Set<ClientEncrypt
     response.encryption = .notSupported
     response.instance = ""
     response.setData([], for: PreloginOption.threadIDToken)
-    // MARS is not offered: the relay moves whole TDS packets, and SMP framing would hide them.
-    response.mars = false
+    // MARS when the client asks: the relay then moves whole SMP packets (SMPRelay.swift).
+    response.mars = request.mars == true
     if request.fedAuthRequired != nil { response.fedAuthRequired = 0x01 }
 
     if strict {

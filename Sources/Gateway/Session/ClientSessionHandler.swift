@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Logging
 import NIOCore
@@ -15,14 +16,26 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
     private var phase = Phase.prelogin
     private var strict = false
     private var tls = ClientTLSMode.none
+    /// PRELOGIN negotiated MARS: both legs speak SMP once the login reply is out.
+    private var marsNegotiated = false
     private let context: GatewayContext
     private let listener: ListenerConfig
     private let hasCertificate: Bool
     private let sessionID: Int
     private var clientAddress = "?"
     private let started = Date()
+    /// The login waiting for the client's next SSPI message (integrated logins).
+    private var sspiWaiter: EventLoopPromise<[UInt8]>?
+    /// The audit trail has this session's start and still needs its end (until the relay
+    /// takes the session over and writes the end itself).
+    private var auditOpen = false
+    private var refusedWith: String?
+    private var auditSession: String { String(sessionID) }
 
-    init(context: GatewayContext, listener: ListenerConfig, hasCertificate: Bool, sessionID: Int) {
+    private let tap: SessionTap
+
+    init(context: GatewayContext, listener: ListenerConfig, hasCertificate: Bool, sessionID: Int, tap: SessionTap = SessionTap(sessionID: 0)) {
+        self.tap = tap
         self.context = context
         self.listener = listener
         self.hasCertificate = hasCertificate
@@ -60,12 +73,30 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             login(ctx, message)
         case (.login, .login7):
             login(ctx, message)
+        case (.loggingIn, .sspi) where sspiWaiter != nil:
+            let waiter = sspiWaiter
+            sspiWaiter = nil
+            waiter?.succeed(Array(message.payload.readableBytesView))
         case (.loggingIn, _):
             // Drivers wait for the login reply; anything else now is a protocol error.
             refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The client sent a \(message.type.rawValue) message before its login completed."))
         default:
             refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The incoming tabular data stream (TDS) protocol stream is incorrect: unexpected message type 0x\(String(message.type.rawValue, radix: 16)) before login."))
         }
+    }
+
+    func channelInactive(context ctx: ChannelHandlerContext) {
+        if auditOpen {
+            auditOpen = false
+            let ms = Int(Date().timeIntervalSince(started) * 1000)
+            context.record(.sessionEnd(session: auditSession, durationMs: ms, bytesClientToServer: 0, bytesServerToClient: 0,
+                                       endReason: refusedWith == nil ? .clientClosed : .error, error: refusedWith))
+        }
+        if let waiter = sspiWaiter {
+            sspiWaiter = nil
+            waiter.fail(SSPIConversationError(description: "the client closed the connection"))
+        }
+        ctx.fireChannelInactive()
     }
 
     func errorCaught(context ctx: ChannelHandlerContext, error: any Error) {
@@ -104,6 +135,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             refuse(ctx, LoginRefusal(message: "Login failed: listener '\(listener.name)' does not allow unencrypted sessions."))
             return
         }
+        marsNegotiated = decision.response.mars == true
         phase = .login
     }
 
@@ -119,9 +151,31 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         phase = .loggingIn
-        let run = SessionLogin(context: context, listener: listener, clientAddress: clientAddress, eventLoop: ctx.eventLoop)
+        let method: AuditEvent.AuthMethod = login.integratedSecurity ? .kerberos : (login.fedAuth == nil ? .sqlLogin : .entraToken)
+        let tlsMode: AuditEvent.TLSMode = strict ? .strict : (tls == .full ? .full : tls == .loginOnly ? .loginOnly : .none)
+        context.record(.sessionStart(
+            session: auditSession, clientAddress: clientAddress, clientPort: ctx.channel.remoteAddress?.port, listener: listener.name,
+            tls: tlsMode, principal: method == .sqlLogin ? login.userName : nil, authMethod: method, requestedDatabase: login.database,
+            intent: login.readOnlyIntent ? .readOnly : .readWrite, appName: login.appName, hostName: login.hostName,
+            clientInterface: login.clientInterfaceName))
+        auditOpen = context.audit != nil
+        if let audit = context.audit, audit.statementsEnabled {
+            tap.add(StatementAuditor(audit: audit, session: auditSession, mask: context.config.audit?.maskLiterals ?? true))
+        }
+        var run = SessionLogin(context: context, listener: listener, clientAddress: clientAddress, eventLoop: ctx.eventLoop)
+        run.auditSession = auditSession
+        run.tap = NIOLoopBound(tap, eventLoop: ctx.eventLoop)
+        run.mars = marsNegotiated
         let bound = NIOLoopBound((self, ctx), eventLoop: ctx.eventLoop)
         let loop = ctx.eventLoop
+        if login.integratedSecurity {
+            run.sspi = SSPIConversation { token in
+                try await loop.flatSubmit {
+                    let (handler, ctx) = bound.value
+                    return handler.sendSSPI(ctx, token)
+                }.get()
+            }
+        }
         Task {
             let result: Result<SessionLoginResult, LoginRefusal>
             do throws(LoginRefusal) {
@@ -136,6 +190,29 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
+    /// One leg of an integrated login: the server's SSPI token out, the client's SSPI
+    /// message back (or a failure when the client closes or stalls).
+    private func sendSSPI(_ ctx: ChannelHandlerContext, _ token: [UInt8]) -> EventLoopFuture<[UInt8]> {
+        guard ctx.channel.isActive, sspiWaiter == nil else {
+            return ctx.eventLoop.makeFailedFuture(SSPIConversationError(description: "the client connection is closed"))
+        }
+        var body = ctx.channel.allocator.buffer(capacity: token.count + 8)
+        TDSToken.sspi(token).write(into: &body)
+        var out = ctx.channel.allocator.buffer(capacity: body.readableBytes + 16)
+        TDSMessage(type: .tabularResult, payload: body).writePackets(into: &out, packetSize: 4096)
+        let promise = ctx.eventLoop.makePromise(of: [UInt8].self)
+        sspiWaiter = promise
+        ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        let me = NIOLoopBound(self, eventLoop: ctx.eventLoop)
+        let timeout = ctx.eventLoop.scheduleTask(in: SSPIConversation.legTimeout) {
+            guard me.value.sspiWaiter?.futureResult === promise.futureResult else { return }
+            me.value.sspiWaiter = nil
+            promise.fail(SSPIConversationError(description: "the client sent no SSPI reply within \(SSPIConversation.legTimeout.nanoseconds / 1_000_000_000) s"))
+        }
+        promise.futureResult.whenComplete { _ in timeout.cancel() }
+        return promise.futureResult
+    }
+
     private func finish(_ ctx: ChannelHandlerContext, _ result: Result<SessionLoginResult, LoginRefusal>, login: Login7) {
         switch result {
         case .failure(let refusal):
@@ -144,6 +221,8 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
                 "session": "\(sessionID)", "client": "\(clientAddress)", "user": "\(login.fedAuth == nil ? login.userName : "<token>")",
                 "error": "\(refusal.number)", "reason": "\(refusal.message)",
             ])
+            context.record(.loginOutcome(session: auditSession, outcome: .refused, errorNumber: Int(refusal.number),
+                                         errorMessage: refusal.message, durationMs: Int(Date().timeIntervalSince(started) * 1000)))
             refuse(ctx, refusal)
         case .success(let r):
             guard ctx.channel.isActive else {
@@ -151,8 +230,10 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
                 return
             }
             self.context.metrics.login(listener: listener.name, outcome: "ok")
-            var out = ctx.channel.allocator.buffer(capacity: r.clientReply.readableBytes + 32)
-            TDSMessage(type: .tabularResult, payload: r.clientReply).writePackets(into: &out, packetSize: 4096)
+            context.record(.loginOutcome(session: auditSession, outcome: .success, durationMs: Int(Date().timeIntervalSince(started) * 1000)))
+            let reply = r.clientReply
+            var out = ctx.channel.allocator.buffer(capacity: reply.readableBytes + 32)
+            TDSMessage(type: .tabularResult, payload: reply).writePackets(into: &out, packetSize: 4096)
             ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
             phase = .done
             do {
@@ -161,7 +242,9 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
                     cluster: r.cluster.config.name, endpoint: r.endpoint, intent: r.intent.rawValue, database: r.database,
                     appName: login.appName, hostName: login.hostName, backendIdentity: r.backendIdentity, openedAt: Date())
                 try Relay.start(client: ctx, clientSession: self, backend: r.backend, logger: self.context.logger,
-                                info: info, cluster: r.cluster, intent: r.intent)
+                                info: info, cluster: r.cluster, intent: r.intent, audit: context.audit, started: started)
+                auditOpen = false
+                tap.identified(info)
             } catch {
                 r.backend.close()
                 ctx.close(promise: nil)
@@ -180,6 +263,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private func refuse(_ ctx: ChannelHandlerContext, _ refusal: LoginRefusal) {
         phase = .done
+        refusedWith = refusal.message
         var body = ctx.channel.allocator.buffer(capacity: 256)
         TDSToken.error(ServerMessage(number: refusal.number, state: refusal.state, severity: refusal.severity,
                                      message: refusal.message, serverName: "tdsgate", procedureName: "", lineNumber: 1)).write(into: &body)

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Identity
 import Logging
@@ -27,6 +28,13 @@ struct SessionLogin {
     let listener: ListenerConfig
     let clientAddress: String
     let eventLoop: any EventLoop
+    /// Present when the client can be asked for more SSPI legs (integrated logins).
+    var sspi: SSPIConversation? = nil
+    /// The session's id in the audit trail.
+    var auditSession = ""
+    var tap: NIOLoopBound<SessionTap>? = nil
+    /// The client negotiated MARS: the backend leg asks for it too (SMP starts after login).
+    var mars = false
 
     static let maxRedirects = 10
     static let maxTransientRetries = 4
@@ -51,10 +59,15 @@ struct SessionLogin {
         switch decision {
         case .denied(let reason):
             context.logger.notice("login denied", metadata: ["client": "\(clientAddress)", "principal": "\(principal.name)", "reason": "\(reason)"])
+            context.record(.policyDecision(session: auditSession, decision: .denied, rule: "default deny", principal: principal.name,
+                                           cluster: cluster.name, database: database, reason: reason))
             throw LoginRefusal(message: "Login failed for user '\(principal.name)': \(reason).")
         case .allowed(let r, let force):
             rule = r
             forceReadOnly = force
+            context.record(.policyDecision(session: auditSession, decision: .allowed, rule: r.name, principal: principal.name,
+                                           cluster: cluster.name, database: database, writeAllowed: r.write && !force,
+                                           backendIdentity: r.backendIdentity))
         }
         let deadline = started + .milliseconds(cluster.loginTimeoutMs)
         return try await connectBackend(login: login, principal: principal, runtime: runtime, database: database,
@@ -63,8 +76,50 @@ struct SessionLogin {
 
     private func authenticate(_ login: Login7) async throws(LoginRefusal) -> Principal {
         if login.integratedSecurity {
-            throw LoginRefusal(message: "Login failed: integrated (Windows/Kerberos) authentication is not enabled on listener '\(listener.name)'.")
+            return try await authenticateKerberos(login)
         }
+        return try await authenticateCredentials(login)
+    }
+
+    /// Integrated security: tdsgate is the GSSAPI acceptor; more legs go through SSPI
+    /// messages until the context is established or refused.
+    private func authenticateKerberos(_ login: Login7) async throws(LoginRefusal) -> Principal {
+        guard let acceptor = context.kerberosAcceptors[listener.name] else {
+            throw LoginRefusal(message: "Login failed: integrated (Windows/Kerberos) authentication is not enabled on listener '\(listener.name)'; use a SQL login or an Entra access token.")
+        }
+        var exchange = acceptor.startExchange()
+        var token = login.sspi
+        while true {
+            switch exchange.step(token) {
+            case .continueNeeded(let reply):
+                guard let sspi else {
+                    throw LoginRefusal(message: "Login failed: the Kerberos exchange needs another step and this session cannot carry one.")
+                }
+                do {
+                    token = try await sspi.exchange(reply)
+                } catch {
+                    context.throttle.recordFailure(clientAddress)
+                    throw LoginRefusal(message: "Login failed: the Kerberos exchange did not complete: \(error).", countsAsFailure: true)
+                }
+            case .accepted(let identity, _):
+                // The acceptor's last token (the mutual-authentication AP-REP) is not sent:
+                // SQL Server sends SSPI tokens only while it needs another leg, and ODBC
+                // Driver 18 answers an SSPI token next to LOGINACK with one more SSPI
+                // message and waits, so the login never completes.
+                context.throttle.recordSuccess(clientAddress)
+                return Principal(method: .kerberos, name: identity.mappedName, kerberosPrincipal: identity.principal)
+            case .refused(let refusal):
+                context.throttle.recordFailure(clientAddress)
+                context.logger.notice("kerberos login refused", metadata: [
+                    "client": "\(clientAddress)", "listener": "\(listener.name)", "code": "\(refusal.code.rawValue)",
+                    "detail": "\(refusal.detail ?? "")",
+                ])
+                throw LoginRefusal(message: "Login failed: Kerberos: \(refusal.message)", countsAsFailure: true)
+            }
+        }
+    }
+
+    private func authenticateCredentials(_ login: Login7) async throws(LoginRefusal) -> Principal {
         switch login.fedAuth {
         case .securityToken(let token, _, _)?:
             guard let validator = context.entraValidators[listener.name] else {
@@ -94,11 +149,12 @@ struct SessionLogin {
                                 rule: PolicyRule, forceReadOnly: Bool, deadline: ContinuousClock.Instant) async throws(LoginRefusal) -> SessionLoginResult {
         let cluster = runtime.config
         let intent = SessionIntent(readOnlyIntent: login.readOnlyIntent, writeAllowed: !forceReadOnly)
-        let routing = runtime.rules.match(intent: intent, database: database, principalRoles: principal.routingNames)
+        let matchedRule = runtime.rules.match(intent: intent, database: database, principalRoles: principal.routingNames)
         var avoiding: Set<String> = []
         var hops = 0
         var retries = 0
         var lastProblem = ""
+        var routeReason = RouteReason.primary
         while true {
             if ContinuousClock.now >= deadline {
                 // Not a transient number: tdsgate has already waited and retried, and drivers
@@ -107,13 +163,14 @@ struct SessionLogin {
                                    message: "Login failed: cluster '\(cluster.name)' did not complete the login in time (\(cluster.loginTimeoutMs) ms). Last problem: \(lastProblem)")
             }
             let endpointName: String
-            switch await runtime.route(intent: intent, database: database, options: routing.options, deadline: deadline, avoiding: avoiding) {
+            switch await runtime.route(intent: intent, database: database, options: matchedRule.options, deadline: deadline, avoiding: avoiding) {
             case .refuse(let reason):
                 throw LoginRefusal(state: 2, message: "Login failed: \(reason)")
             case .wait:
                 continue
-            case .endpoint(let name, _):
+            case .endpoint(let name, let reason):
                 endpointName = name
+                routeReason = reason
             }
             guard let endpoint = runtime.endpoint(named: endpointName) else { continue }
             var target = BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.caFile,
@@ -132,7 +189,7 @@ struct SessionLogin {
                     backendLogin7(from: login, accessToken: accessToken, fedAuthEcho: echo, nonce: nonce,
                                   appNameTag: tag, forceReadOnly: forceReadOnly)
                 }
-                let attempt = await BackendLoginAttempt(context: context, eventLoop: eventLoop).run(target: target, login: backendLogin)
+                let attempt = await BackendLoginAttempt(context: context, eventLoop: eventLoop, tap: tap).run(target: target, login: backendLogin, mars: mars)
                 switch attempt {
                 case .failure(let e):
                     lastProblem = e.description
@@ -140,6 +197,9 @@ struct SessionLogin {
                 case .success(let (leg, reply, payload)):
                     if reply.loggedIn, let routing = reply.routing {
                         leg.close()
+                        if cluster.connectionPolicy == "proxy" {
+                            throw LoginRefusal(state: 2, message: "Login failed: cluster '\(cluster.name)' is pinned to the Proxy connection policy, but endpoint '\(endpointName)' redirected tdsgate to \(routing.host):\(routing.port); set the server's connection policy to Proxy, or connection_policy: redirect.")
+                        }
                         hops += 1
                         guard hops <= Self.maxRedirects else {
                             throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' redirected more than \(Self.maxRedirects) times.")
@@ -153,6 +213,11 @@ struct SessionLogin {
                         do {
                             let clientReply = try clientLoginReply(payload, clientFeatures: Set(login.features.map(\.id)),
                                                                    clientSentFeatureExt: login.hasFeatureExtension)
+                            context.record(.backendChosen(
+                                session: auditSession, cluster: cluster.name, endpoint: endpointName,
+                                role: runtime.currentPrimary == endpointName ? .primary : (endpoint.geo ? .geoSecondary : .secondary),
+                                backendIdentity: rule.backendIdentity, redirectHops: hops, retries: retries,
+                                routeReason: matchedRule.rule.map { "rule \($0): \(routeReason)" } ?? "\(routeReason)"))
                             return SessionLoginResult(backend: leg, clientReply: clientReply, principal: principal, cluster: runtime,
                                                       endpoint: endpointName, intent: intent, database: reply.database ?? database,
                                                       hops: hops, retries: retries, backendIdentity: rule.backendIdentity)
