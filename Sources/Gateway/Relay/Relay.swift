@@ -8,6 +8,7 @@ import TDSNIO
 /// What the session registration needs of either relay pair (TDS packets or MARS frames).
 protocol RelayLeg: ChannelHandler {
     var bytesIn: Int { get }
+    var tapPoint: RelayTapPoint? { get set }
     func requestClose(afterCurrentRequest: Bool)
 }
 
@@ -20,7 +21,7 @@ extension SMPRelayHandler: RelayLeg {}
 enum Relay {
     static func start(client ctx: ChannelHandlerContext, clientSession: ClientSessionHandler, backend: BackendLeg,
                       logger: Logger, info: SessionInfo, cluster: ClusterRuntime, intent: SessionIntent,
-                      audit: AuditLog? = nil, started: Date = Date()) throws {
+                      audit: AuditLog? = nil, started: Date = Date(), tap: SessionTap? = nil) throws {
         let sessionLabel = "session=\(info.id) principal=\(info.principal)"
         let endpoint = info.endpoint
         ctx.eventLoop.assertInEventLoop()
@@ -32,8 +33,8 @@ enum Relay {
             logger.info("session ended", metadata: ["session": "\(sessionLabel)", "reason": "\(reason)"])
             if endReason.value.value == nil { endReason.value.value = reason }
         }
-        let toBackend: any RelayLeg
-        let toClient: any RelayLeg
+        var toBackend: any RelayLeg
+        var toClient: any RelayLeg
         if backend.serverPrelogin?.mars == true {
             (toBackend, toClient) = SMPRelay.pair(onClose: ended)
             logger.debug("MARS relay", metadata: ["session": "\(sessionLabel)"])
@@ -43,6 +44,11 @@ enum Relay {
             up.peer = down
             down.peer = up
             (toBackend, toClient) = (up, down)
+        }
+
+        if let tap {
+            toBackend.tapPoint = RelayTapPoint(tap: tap, towardsServer: true)
+            toClient.tapPoint = RelayTapPoint(tap: tap, towardsServer: false)
         }
 
         let clientOps = ctx.pipeline.syncOperations
@@ -56,6 +62,10 @@ enum Relay {
         backendOps.removeHandler(messages, promise: nil)
         try backendOps.addHandler(toClient)
         backendOps.removeHandler(framing, promise: nil)
+        // From here the relay reports to the tap itself (RelayTapPoint).
+        for ops in [clientOps, backendOps] {
+            if let t = try? ops.handler(type: PacketTapHandler.self) { ops.removeHandler(t, promise: nil) }
+        }
 
         // Registered with the cluster so that a demoted primary's sessions can be closed.
         let loop = ctx.eventLoop
@@ -67,7 +77,9 @@ enum Relay {
         let clusterName = cluster.config.name
         metrics?.session(cluster: clusterName, endpoint: endpoint, intent: intent.rawValue, delta: 1)
         let counted = NIOLoopBound((toBackend, toClient), eventLoop: loop)
+        let boundTap = tap.map { NIOLoopBound($0, eventLoop: loop) }
         ctx.channel.closeFuture.whenComplete { _ in
+            boundTap?.value.closed()
             cluster.sessionClosed(on: endpoint, id: id)
             metrics?.session(cluster: clusterName, endpoint: endpoint, intent: intent.rawValue, delta: -1)
             let (up, down) = counted.value

@@ -9,6 +9,8 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let label: String
     weak var peer: RelayHandler?
+    /// The session's dump and statement audit, after login.
+    var tapPoint: RelayTapPoint?
     private var context: ChannelHandlerContext?
     private var pending: ByteBuffer?
     private var wroteSinceFlush = false
@@ -95,6 +97,7 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         if endsMessage {
             if label == "client" { peer.requestInFlight = true } else { requestInFlight = false }
         }
+        tapPoint?.relayed(packet, source: context, destination: peerContext)
         peerContext.write(NIOAny(packet), promise: nil)
         peer.wroteSinceFlush = true
         if isAttention {

@@ -13,6 +13,8 @@ final class SMPRelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// "client" reads the client leg (frames go to the server), "server" the other way.
     let label: String
     weak var peer: SMPRelayHandler?
+    /// The session's dump and statement audit, after login.
+    var tapPoint: RelayTapPoint?
     let translation: SMPSequenceTranslation
     private var context: ChannelHandlerContext?
     private var pending: ByteBuffer?
@@ -100,6 +102,7 @@ final class SMPRelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else if flags == .fin {
             if label == "client" { peer.inFlight.remove(sid) } else { inFlight.remove(sid) }
         }
+        tapPoint?.relayed(frame, source: context, destination: peerContext)
         peerContext.write(NIOAny(frame), promise: nil)
         peer.wroteSinceFlush = true
         if isAttention {

@@ -242,7 +242,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
                     cluster: r.cluster.config.name, endpoint: r.endpoint, intent: r.intent.rawValue, database: r.database,
                     appName: login.appName, hostName: login.hostName, backendIdentity: r.backendIdentity, openedAt: Date())
                 try Relay.start(client: ctx, clientSession: self, backend: r.backend, logger: self.context.logger,
-                                info: info, cluster: r.cluster, intent: r.intent, audit: context.audit, started: started)
+                                info: info, cluster: r.cluster, intent: r.intent, audit: context.audit, started: started, tap: tap)
                 auditOpen = false
                 tap.identified(info)
             } catch {
