@@ -24,6 +24,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Folder for the generated CA, certificates and the proxy's demo config (default: a temporary folder).")
     var stateDir: String?
 
+    @Option(help: ArgumentHelp("Dump every proxy session, decrypted and decoded with secrets redacted, into this directory (text + pcapng).", valueName: "DIR"))
+    var dump: String?
+
     /// Demo-only SQL logins held by the proxy (their hashes go into the rendered config).
     static let proxyLogins: [(user: String, password: String, write: Bool)] = [
         ("app-user", "AppUser-Passw0rd!", true),
@@ -33,14 +36,16 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let cfg = try EmulatorConfig.load(yaml: DemoDeployment.yaml)
         let base = basePort
+        let dump = self.dump
         try await EmulatorHost.run(config: cfg, basePort: base, portsFile: portsFile, stateDirectory: stateDir, captureDirectory: captureDir, banner: { rt in
             Banner.emulator(rt)
         }, extra: { rt, group, dir in
-            try await Self.startProxy(runtime: rt, group: group, stateDirectory: dir, basePort: base)
+            try await Self.startProxy(runtime: rt, group: group, stateDirectory: dir, basePort: base, dump: dump)
         })
     }
 
-    static func startProxy(runtime rt: AzureEmulatorRuntime, group: any EventLoopGroup, stateDirectory dir: URL, basePort: Int?)
+    static func startProxy(runtime rt: AzureEmulatorRuntime, group: any EventLoopGroup, stateDirectory dir: URL, basePort: Int?,
+                           dump: String? = nil)
         async throws -> (ports: [String: Any], banner: String, stop: @Sendable () async -> Void)
     {
         let leaf = try rt.pki.issueServerCertificate(hosts: ["localhost", "127.0.0.1", "::1"], validityDays: 30)
@@ -62,7 +67,15 @@ struct DemoCommand: AsyncParsableCommand {
         values["REPORT_USER_HASH"] = PasswordHash.make(password: proxyLogins[1].password, iterations: 100_000)
         let configPath = dir.appendingPathComponent("tdsgate-demo.yaml").path
         try DemoProxyConfig.render(values).write(toFile: configPath, atomically: true, encoding: .utf8)
-        let config = try GatewayConfig.load(path: configPath)
+        var config = try GatewayConfig.load(path: configPath)
+        if let dump {
+            var d = config.dump ?? DumpConfig()
+            d.directory = URL(fileURLWithPath: dump).standardizedFileURL.path
+            d.enabled = true
+            // Both forms: the text to read, the pcapng for Wireshark.
+            d.settings.formats = [.text, .pcapng]
+            config.dump = d
+        }
         let server = try GatewayServer(config: config, group: group, logger: Logger(label: "tdsgate.proxy"))
         try await server.start()
 
@@ -71,7 +84,8 @@ struct DemoCommand: AsyncParsableCommand {
         let ci = rt.config.tenant.identities.first { $0.name == "ci-deployer" }
         let ports: [String: Any] = [
             "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": "http://127.0.0.1:\(adminPort)", "config_file": configPath,
-                      "audit_file": dir.appendingPathComponent("audit.jsonl").path],
+                      "audit_file": dir.appendingPathComponent("audit.jsonl").path,
+                      "dump_dir": dump.map { URL(fileURLWithPath: $0).standardizedFileURL.path as Any } ?? NSNull()],
             "proxy_logins": proxyLogins.map { l -> [String: Any] in
                 ["user": l.user, "password": l.password, "database": "appdb", "backend_identity": backendName, "write": l.write]
             },

@@ -136,8 +136,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
     for attempt in range(4):
         ports_file = workdir / f"ports-{attempt}.json"
         log_path = workdir / f"demo-{attempt}.log"
+        # Every proxied session of the run is dumped: test_zz_final_checks.py looks for
+        # secrets in all of it.
         cmd = [binary, "demo", "--ports-file", str(ports_file),
-               "--state-dir", str(workdir / f"state-{attempt}")]
+               "--state-dir", str(workdir / f"state-{attempt}"), "--dump", str(workdir / f"dump-{attempt}")]
         if use_base_port:
             base = _pick_base_port() if base_opt == "auto" else int(base_opt)
             cmd += ["--base-port", str(base)]

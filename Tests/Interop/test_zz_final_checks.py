@@ -1,7 +1,8 @@
-"""Runs after the other modules: the demo proxy's audit trail for the whole run (every
-driver, refusal and statement the suite sent through it) is JSON lines with a start and
-an end for every session, each denied login with the rule that denied it, masked
-statements, and no secret."""
+"""Runs after the other modules, over what the demo proxy wrote during the whole run (every
+driver, refusal and statement the suite sent through it): the audit trail is JSON lines
+with a start and an end for every session, each denied login with the rule that denied
+it, masked statements, and no secret; the packet dump of every session holds no secret
+either."""
 
 from __future__ import annotations
 
@@ -63,3 +64,31 @@ def test_no_secret_in_the_audit_trail(deployment):
         assert login["password"] not in text
     assert "eyJ0eXAi" not in text and "eyJhbGci" not in text, "a JWT appears in the audit trail"
     assert deployment.data["client_token_request"]["client_secret"] not in text
+
+
+def _secrets(deployment) -> set[str]:
+    secrets = {login["password"] for login in deployment.data["proxy_logins"]}
+    secrets |= {login["password"] for login in deployment.sql_logins}
+    secrets.add(deployment.data["client_token_request"]["client_secret"])
+    return {s for s in secrets if s}
+
+
+def test_no_secret_in_any_dump_of_the_run(deployment):
+    """Every demo session of the run was dumped (conftest passes --dump): passwords in any
+    encoding a file could hold them (UTF-8, UTF-16LE), client secrets and JWTs are absent."""
+    root = Path(deployment.data["proxy"]["dump_dir"])
+    files = [p for p in root.rglob("*") if p.is_file()]
+    texts = [p for p in files if p.suffix == ".txt"]
+    captures = [p for p in files if p.suffix == ".pcapng"]
+    assert len(texts) >= 20 and captures, f"expected the run's sessions dumped in {root}: {len(texts)} text, {len(captures)} pcapng"
+    needles = {}
+    for secret in _secrets(deployment):
+        needles[secret[:4] + "... (utf-8)"] = secret.encode()
+        needles[secret[:4] + "... (utf-16le)"] = secret.encode("utf-16-le")
+    for jwt in ("eyJ0eXAi", "eyJhbGci"):
+        needles[jwt] = jwt.encode()
+        needles[jwt + " (utf-16le)"] = jwt.encode("utf-16-le")
+    found = [(str(p.relative_to(root)), name) for p in files for name, needle in needles.items() if needle in p.read_bytes()]
+    assert not found, f"secrets in the dump: {found[:10]}"
+    # The dump did see the logins (redacted): a LOGIN7 of a SQL login is in it.
+    assert any("<redacted" in p.read_text(errors="replace") for p in texts[:200]), "no redacted LOGIN7 in the dump"
