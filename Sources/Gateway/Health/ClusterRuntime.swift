@@ -167,7 +167,13 @@ final class ClusterRuntime: Sendable {
 
     private func handle(_ events: [TopologyEvent]) {
         for event in events {
-            if let audit, let line = AuditEvent.topology(event, cluster: config.name) { _ = audit.record(line) }
+            if let audit, var line = AuditEvent.topology(event, cluster: config.name) {
+                // The first primary a cluster finds at start is not a failover.
+                if case .primaryChanged(nil, let to?, _) = event, state.withLock({ $0.topology.lastPrimaryLoss == nil }) {
+                    line = .endpointState(cluster: config.name, endpoint: to, state: .up, by: .probe, reason: "confirmed as the primary")
+                }
+                _ = audit.record(line)
+            }
             switch event {
             case .primaryChanged(let from, let to, _):
                 logger.notice("primary changed", metadata: ["cluster": "\(config.name)", "from": "\(from ?? "none")", "to": "\(to ?? "none")"])
