@@ -136,8 +136,9 @@ def _tshark_ports(deployment, proxy):
     return args
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 def test_tshark_decodes_every_packet_as_tds(deployment, dump_proxy):
+    # Tests/run-all.sh installs tshark; without it this must fail, not pass quietly.
+    assert shutil.which("tshark"), "tshark is not installed (Debian package tshark)"
     files = sorted(dump_proxy.dump_dir.glob("session-*.pcapng"))
     assert files, "no pcapng written (run the driver tests of this module first)"
     ports = _tshark_ports(deployment, dump_proxy)
