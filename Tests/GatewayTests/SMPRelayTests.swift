@@ -16,7 +16,7 @@ import TDS
             return out
         }
         func scan(_ packets: [(TDSPacketType, TDSPacketStatus)]) -> [Bool] {
-            let r = SMPRelayHandler.scanPackets(frame(packets))
+            let r = RelayFraming.scanPackets(frame(packets))
             return [r.attention, r.endsMessage]
         }
         #expect(scan([(.attention, .endOfMessage)]) == [true, true])

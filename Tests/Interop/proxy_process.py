@@ -53,3 +53,48 @@ class ProxyProcess:
     def stop(self) -> None:
         conftest._stop(self.proc)
         self._log.close()
+
+
+def node(deployment, name: str) -> dict:
+    return next(n for n in deployment.nodes if n["name"] == name)
+
+
+def geo_proxy_config(deployment, work: Path, port: int, admin_port: int, *, logins: dict[str, str],
+                     policy: list[str], probe_interval_s: float, max_write_wait_ms: int,
+                     cluster_extra: str = "", client_encryption: str = "[required, strict]") -> str:
+    """A `tdsgate run` config for the emulated failover group: cluster `orders` with the east
+    primary (geo), its readable replica and the west geo-secondary, probed at
+    `probe_interval_s`, sessions on a demoted primary closed at once; identity `mi` from the
+    emulated IMDS; the admin API with the token in `work/admin.token`. `logins` maps name to
+    password (hashed here); `policy` holds the policy rules' YAML flow mappings;
+    `cluster_extra` is more YAML for the cluster (indented four spaces)."""
+    state = Path(deployment.data["proxy"]["config_file"]).parent
+    (work / "admin.token").write_text("admin-token-for-tests\n")
+    east, replica, west = (node(deployment, n) for n in ("east-primary", "east-replica", "west-primary"))
+    login_lines = "".join(f'  - {{name: {n}, password_hash: "{hash_password(p)}"}}\n' for n, p in logins.items())
+    policy_lines = "".join(f"  - {rule}\n" for rule in policy)
+    return f"""listeners:
+  - name: main
+    address: 127.0.0.1
+    port: {port}
+    tls: {{certificate: "{state}/proxy.pem", key: "{state}/proxy-key.pem"}}
+    client_encryption: {client_encryption}
+    cluster: orders
+clusters:
+  - name: orders
+    databases: [appdb]
+    ca_file: "{deployment.ca_file}"
+    login_timeout_ms: 15000
+    max_write_wait_ms: {max_write_wait_ms}
+    demotion: immediately
+    probe: {{identity: mi, interval_ms: {int(probe_interval_s * 1000)}, timeout_ms: 2000, rise: 1, fall: 2}}
+    endpoints:
+      - {{name: east, host: localhost, port: {east["port"]}, tls_name: localhost, geo: true}}
+      - {{name: east-ro, host: localhost, port: {replica["port"]}, tls_name: localhost, role: replica}}
+      - {{name: west, host: localhost, port: {west["port"]}, tls_name: localhost, geo: true}}
+{cluster_extra}backend_identities:
+  - {{name: mi, kind: imds, endpoint: "{deployment.imds_url}"}}
+logins:
+{login_lines}policy:
+{policy_lines}admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admin.token"}}
+"""

@@ -14,14 +14,10 @@ from pathlib import Path
 import pytest
 
 import conftest
-from proxy_process import ProxyProcess, free_ports, hash_password
+from proxy_process import ProxyProcess, free_ports, geo_proxy_config
 
 USER, PASSWORD = "drill-user", "Drill-Passw0rd!"
 PROBE_INTERVAL_S = 0.5
-
-
-def _node(dep, name):
-    return next(n for n in dep.nodes if n["name"] == name)
 
 
 @pytest.fixture(scope="module")
@@ -29,41 +25,18 @@ def drill_proxy(deployment, tmp_path_factory):
     work = tmp_path_factory.mktemp("drill-proxy")
     state = Path(deployment.data["proxy"]["config_file"]).parent
     port, admin_port = free_ports(2)
-    (work / "admin.token").write_text("drill-admin-token\n")
-    east, replica, west = (_node(deployment, n) for n in ("east-primary", "east-replica", "west-primary"))
-    config = f"""listeners:
-  - name: main
-    address: 127.0.0.1
-    port: {port}
-    tls: {{certificate: "{state}/proxy.pem", key: "{state}/proxy-key.pem"}}
-    cluster: orders
-clusters:
-  - name: orders
-    databases: [appdb]
-    ca_file: "{deployment.ca_file}"
-    login_timeout_ms: 15000
-    max_write_wait_ms: 10000
-    demotion: immediately
-    probe: {{identity: mi, interval_ms: {int(PROBE_INTERVAL_S * 1000)}, timeout_ms: 2000, rise: 1, fall: 2}}
-    endpoints:
-      - {{name: east, host: localhost, port: {east["port"]}, tls_name: localhost, geo: true}}
-      - {{name: east-ro, host: localhost, port: {replica["port"]}, tls_name: localhost, role: replica}}
-      - {{name: west, host: localhost, port: {west["port"]}, tls_name: localhost, geo: true}}
-    failover_group:
+    config = geo_proxy_config(
+        deployment, work, port, admin_port, logins={USER: PASSWORD}, probe_interval_s=PROBE_INTERVAL_S,
+        max_write_wait_ms=10000, client_encryption="[required, strict]",
+        policy=[f'{{name: drill, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}'],
+        cluster_extra=f"""    failover_group:
       name: fog-app
       subscription_id: 00000000-0000-4000-8000-00000000a001
       resource_group: rg-tdsgate-demo
       servers: [sqlemu-east, sqlemu-west]
       identity: mi
       arm_url: "{deployment.data["control_url"]}"
-backend_identities:
-  - {{name: mi, kind: imds, endpoint: "{deployment.imds_url}"}}
-logins:
-  - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
-policy:
-  - {{name: drill, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
-admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admin.token"}}
-"""
+""")
     proxy = ProxyProcess(work, config, port)
     time.sleep(PROBE_INTERVAL_S * 4)
     yield proxy, state

@@ -9,22 +9,17 @@ import json
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytds
 import pytest
 
 import interop
-from proxy_process import ProxyProcess, free_ports, hash_password
+from proxy_process import ProxyProcess, free_ports, geo_proxy_config, node
 
 USER, PASSWORD = "route-user", "Route-Passw0rd!"
 PROBE_INTERVAL_S = 0.5
 WRITE_WAIT_S = 4
 GEO_READER, RYW_USER = ("geo-reader", "Ge0-Reader-Passw0rd!"), ("ryw-user", "Ryw-User-Passw0rd!")
-
-
-def _node(dep, name):
-    return next(n for n in dep.nodes if n["name"] == name)
 
 
 def _post(dep, path, body=None, token=None):
@@ -40,44 +35,18 @@ def _post(dep, path, body=None, token=None):
 @pytest.fixture(scope="module")
 def routing_proxy(deployment, tmp_path_factory):
     work = tmp_path_factory.mktemp("routing-proxy")
-    state = Path(deployment.data["proxy"]["config_file"]).parent
     port, admin_port = free_ports(2)
-    (work / "admin.token").write_text("admin-token-for-tests\n")
-    east, replica, west = (_node(deployment, n) for n in ("east-primary", "east-replica", "west-primary"))
-    config = f"""listeners:
-  - name: main
-    address: 127.0.0.1
-    port: {port}
-    tls: {{certificate: "{state}/proxy.pem", key: "{state}/proxy-key.pem"}}
-    client_encryption: [required, strict, plaintext]
-    cluster: orders
-clusters:
-  - name: orders
-    databases: [appdb]
-    ca_file: "{deployment.ca_file}"
-    login_timeout_ms: 15000
-    max_write_wait_ms: {int(WRITE_WAIT_S * 1000)}
-    demotion: immediately
-    probe: {{identity: mi, interval_ms: {int(PROBE_INTERVAL_S * 1000)}, timeout_ms: 2000, rise: 1, fall: 2}}
-    endpoints:
-      - {{name: east, host: localhost, port: {east["port"]}, tls_name: localhost, geo: true}}
-      - {{name: east-ro, host: localhost, port: {replica["port"]}, tls_name: localhost, role: replica}}
-      - {{name: west, host: localhost, port: {west["port"]}, tls_name: localhost, geo: true}}
-    routing:
+    east, replica, west = (node(deployment, n) for n in ("east-primary", "east-replica", "west-primary"))
+    rule = '{{name: {}, match: {{login: {}}}, clusters: [orders], databases: ["*"], write: {}, backend_identity: mi}}'
+    config = geo_proxy_config(
+        deployment, work, port, admin_port, probe_interval_s=PROBE_INTERVAL_S, max_write_wait_ms=int(WRITE_WAIT_S * 1000),
+        client_encryption="[required, strict, plaintext]",
+        logins={USER: PASSWORD, GEO_READER[0]: GEO_READER[1], RYW_USER[0]: RYW_USER[1]},
+        policy=[rule.format("route", USER, "true"), rule.format("geo", GEO_READER[0], "false"), rule.format("ryw", RYW_USER[0], "true")],
+        cluster_extra=f"""    routing:
       - {{name: geo-reports, match: {{intent: read_only, roles: [{GEO_READER[0]}]}}, replicas: [west], read_fallback_to_primary: false}}
       - {{name: read-your-writes, match: {{roles: [{RYW_USER[0]}]}}, read_target: primary}}
-backend_identities:
-  - {{name: mi, kind: imds, endpoint: "{deployment.imds_url}"}}
-logins:
-  - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
-  - {{name: {GEO_READER[0]}, password_hash: "{hash_password(GEO_READER[1])}"}}
-  - {{name: {RYW_USER[0]}, password_hash: "{hash_password(RYW_USER[1])}"}}
-policy:
-  - {{name: route, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
-  - {{name: geo, match: {{login: {GEO_READER[0]}}}, clusters: [orders], databases: ["*"], write: false, backend_identity: mi}}
-  - {{name: ryw, match: {{login: {RYW_USER[0]}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
-admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admin.token"}}
-"""
+""")
     proxy = ProxyProcess(work, config, port)
     time.sleep(PROBE_INTERVAL_S * 4)  # first probe rounds
     proxy.admin_url = f"http://127.0.0.1:{admin_port}"

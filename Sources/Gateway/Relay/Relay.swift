@@ -3,21 +3,11 @@ import Foundation
 import Logging
 import NIOCore
 import Routing
+import TDS
 import TDSNIO
 
-/// What the session registration needs of either relay pair (TDS packets or MARS frames).
-protocol RelayLeg: ChannelHandler {
-    var bytesIn: Int { get }
-    var tapPoint: RelayTapPoint? { get set }
-    func requestClose(afterCurrentRequest: Bool)
-}
-
-extension RelayHandler: RelayLeg {}
-extension SMPRelayHandler: RelayLeg {}
-
-/// Replaces the login-time handlers of both legs with a linked pair of relay handlers:
-/// `RelayHandler`s moving TDS packets, or `SMPRelayHandler`s moving SMP frames when the
-/// session negotiated MARS (see SMPRelay.swift).
+/// Replaces the login-time handlers of both legs with a linked pair of relay handlers,
+/// moving TDS packets, or SMP packets when the session negotiated MARS.
 enum Relay {
     static func start(client ctx: ChannelHandlerContext, clientSession: ClientSessionHandler, backend: BackendLeg,
                       logger: Logger, info: SessionInfo, cluster: ClusterRuntime, intent: SessionIntent,
@@ -33,18 +23,17 @@ enum Relay {
             logger.info("session ended", metadata: ["session": "\(sessionLabel)", "reason": "\(reason)"])
             if endReason.value.value == nil { endReason.value.value = reason }
         }
-        var toBackend: any RelayLeg
-        var toClient: any RelayLeg
-        if backend.serverPrelogin?.mars == true {
-            (toBackend, toClient) = SMPRelay.pair(onClose: ended)
-            logger.debug("MARS relay", metadata: ["session": "\(sessionLabel)"])
-        } else {
-            let up = RelayHandler(label: "client", onClose: ended)
-            let down = RelayHandler(label: "server", onClose: ended)
-            up.peer = down
-            down.peer = up
-            (toBackend, toClient) = (up, down)
-        }
+        // Drivers (ODBC Driver 18, SqlClient) start SMP once the login reply has arrived:
+        // tdsgate logs in on both legs in plain TDS, and from here both legs carry SMP
+        // packets end to end. tdsgate consumes and produces none itself, so SID 0 numbering
+        // is the same on both legs (the identity translation).
+        let mars = backend.serverPrelogin?.mars == true
+        let unitFraming: RelayFraming = mars ? .smp(SMPSequenceTranslation(up: 0, down: 0)) : .tds
+        let toBackend = RelayHandler(label: "client", framing: unitFraming, onClose: ended)
+        let toClient = RelayHandler(label: "server", framing: unitFraming, onClose: ended)
+        toBackend.peer = toClient
+        toClient.peer = toBackend
+        if mars { logger.debug("MARS relay", metadata: ["session": "\(sessionLabel)"]) }
 
         if let tap {
             toBackend.tapPoint = RelayTapPoint(tap: tap, towardsServer: true)

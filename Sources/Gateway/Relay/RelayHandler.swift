@@ -1,8 +1,9 @@
 import NIOCore
 import TDS
 
-/// One direction's view of a relayed session. Both legs live on the same event loop, so a
-/// handler writes straight into its peer's context.
+/// One direction's view of a relayed session, TDS packets or (MARS) SMP packets as its
+/// `RelayFraming` says. Both legs live on the same event loop, so a handler writes straight
+/// into its peer's context.
 final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -14,17 +15,18 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var pending: ByteBuffer?
     private var wroteSinceFlush = false
-    private let maxPacketSize = 32_768
+    let framing: RelayFraming
     private let onClose: @Sendable (String) -> Void
     private(set) var bytesIn: Int = 0
     private var closing = false
-    /// On the server-to-client handler: a client request was sent and its reply has not
-    /// ended yet (a packet with EOM from the server ends it).
-    private var requestInFlight = false
+    /// On the server-to-client handler: the (MARS) sessions with a client request sent whose
+    /// reply has not ended yet (a packet with EOM from the server ends it).
+    private var inFlight: Set<UInt16> = []
     private var closeAfterReply = false
 
-    init(label: String, onClose: @escaping @Sendable (String) -> Void) {
+    init(label: String, framing: RelayFraming = .tds, onClose: @escaping @Sendable (String) -> Void) {
         self.label = label
+        self.framing = framing
         self.onClose = onClose
     }
 
@@ -37,8 +39,8 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.context = nil
     }
 
-    /// Moves whole TDS packets, one write each: over TLS every packet gets its own record,
-    /// which is what drivers expect. Partial packets wait for the rest.
+    /// Moves whole units (TDS or SMP packets), one write each: over TLS every packet gets its
+    /// own record, which is what drivers expect. Partial units wait for the rest.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         bytesIn += bytes.readableBytes
@@ -46,36 +48,35 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        // A packet split across reads: copy only the bytes that complete it, not the whole
+        let header = framing.headerSize
+        // A unit split across reads: copy only the bytes that complete it, not the whole
         // read (streaming reads almost always end mid-packet).
         if var p = pending {
-            if p.readableBytes < TDSPacketHeader.size {
-                var head = bytes.readSlice(length: min(TDSPacketHeader.size - p.readableBytes, bytes.readableBytes))!
+            if p.readableBytes < header {
+                var head = bytes.readSlice(length: min(header - p.readableBytes, bytes.readableBytes))!
                 p.writeBuffer(&head)
             }
-            if p.readableBytes >= TDSPacketHeader.size {
-                guard let length = packetLength(p) else {
-                    closeBoth(reason: "\(label) sent bytes that are not a TDS packet")
-                    return
-                }
-                var rest = bytes.readSlice(length: min(length - p.readableBytes, bytes.readableBytes))!
-                p.writeBuffer(&rest)
-                if p.readableBytes == length {
-                    pending = nil
-                    forward(p, peer: peer, peerContext: peerContext)
-                } else {
-                    pending = p
-                    return
-                }
-            } else {
+            guard p.readableBytes >= header else {
                 pending = p
                 return
             }
+            guard let length = framing.unitLength(p) else {
+                closeBoth(reason: "\(label) sent bytes that are not a \(framing.unitName)")
+                return
+            }
+            var rest = bytes.readSlice(length: min(length - p.readableBytes, bytes.readableBytes))!
+            p.writeBuffer(&rest)
+            guard p.readableBytes == length else {
+                pending = p
+                return
+            }
+            pending = nil
+            forward(p, peer: peer, peerContext: peerContext)
         }
-        while bytes.readableBytes >= TDSPacketHeader.size {
-            guard let length = packetLength(bytes) else {
-                // Not TDS any more: the session cannot continue.
-                closeBoth(reason: "\(label) sent bytes that are not a TDS packet")
+        while bytes.readableBytes >= header {
+            guard let length = framing.unitLength(bytes) else {
+                // Not TDS (or SMP) any more: the session cannot continue.
+                closeBoth(reason: "\(label) sent bytes that are not a \(framing.unitName)")
                 return
             }
             guard bytes.readableBytes >= length else { break }
@@ -85,22 +86,20 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         pending = bytes.readableBytes > 0 ? bytes.readSlice(length: bytes.readableBytes) : nil
     }
 
-    private func packetLength(_ buffer: ByteBuffer) -> Int? {
-        guard let length = buffer.getInteger(at: buffer.readerIndex + 2, endianness: .big, as: UInt16.self),
-              length >= 8, Int(length) <= maxPacketSize else { return nil }
-        return Int(length)
-    }
-
-    private func forward(_ packet: ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) {
-        let isAttention = packet.getInteger(at: packet.readerIndex, as: UInt8.self) == TDSPacketType.attention.rawValue
-        let endsMessage = (packet.getInteger(at: packet.readerIndex + 1, as: UInt8.self) ?? 0) & TDSPacketStatus.endOfMessage.rawValue != 0
-        if endsMessage {
-            if label == "client" { peer.requestInFlight = true } else { requestInFlight = false }
+    private func forward(_ unit: ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) {
+        var unit = unit
+        let towardsServer = label == "client"
+        let info = framing.inspect(&unit, towardsServer: towardsServer)
+        // Requests in flight are kept on the server-to-client handler.
+        if info.endsMessage {
+            if towardsServer { peer.inFlight.insert(info.sid) } else { inFlight.remove(info.sid) }
+        } else if info.endsSession {
+            if towardsServer { peer.inFlight.remove(info.sid) } else { inFlight.remove(info.sid) }
         }
-        tapPoint?.relayed(packet, source: context, destination: peerContext)
-        peerContext.write(NIOAny(packet), promise: nil)
+        tapPoint?.relayed(unit, source: context, destination: peerContext)
+        peerContext.write(NIOAny(unit), promise: nil)
         peer.wroteSinceFlush = true
-        if isAttention {
+        if info.attention {
             // Cancels go out at once, never behind a batch.
             peerContext.flush()
             peer.wroteSinceFlush = false
@@ -112,15 +111,15 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             peer.wroteSinceFlush = false
             pc.flush()
         }
-        if label == "server", closeAfterReply, !requestInFlight {
+        if label == "server", closeAfterReply, inFlight.isEmpty {
             closeBoth(reason: "the endpoint was demoted; session closed after its request")
         }
     }
 
-    /// Closes the session now, or once the reply to the request in flight has been relayed
-    /// (call on the server-to-client handler, on its event loop).
+    /// Closes the session now, or once the replies to the requests in flight (on every MARS
+    /// session) have been relayed (call on the server-to-client handler, on its event loop).
     func requestClose(afterCurrentRequest: Bool) {
-        if afterCurrentRequest && requestInFlight {
+        if afterCurrentRequest && !inFlight.isEmpty {
             closeAfterReply = true
         } else {
             closeBoth(reason: "the endpoint was demoted; session closed")

@@ -25,7 +25,7 @@ func decideClientPrelogin(_ request: PreloginMessage, allowed: Set<ClientEncrypt
     response.encryption = .notSupported
     response.instance = ""
     response.setData([], for: PreloginOption.threadIDToken)
-    // MARS when the client asks: the relay then moves whole SMP packets (SMPRelay.swift).
+    // MARS when the client asks: the relay then moves whole SMP packets (RelayFraming.smp).
     response.mars = request.mars == true
     if request.fedAuthRequired != nil { response.fedAuthRequired = 0x01 }
 
