@@ -332,12 +332,12 @@ extension AuditEvent {
     public func jsonBytes(asciiOnly: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(160)
-        out.append(contentsOf: Array("{\"ts\":\"".utf8))
-        out.append(contentsOf: RFC3339.string(from: time).utf8)
-        out.append(contentsOf: Array("\",\"event\":".utf8))
+        out.append(contentsOf: "{\"ts\":\"".utf8)
+        RFC3339.append(time, to: &out)
+        out.append(contentsOf: "\",\"event\":".utf8)
         JSONText.appendString(name, to: &out, asciiOnly: asciiOnly)
         if let session {
-            out.append(contentsOf: Array(",\"session\":".utf8))
+            out.append(contentsOf: ",\"session\":".utf8)
             JSONText.appendString(session, to: &out, asciiOnly: asciiOnly)
         }
         for field in fields {
@@ -368,7 +368,7 @@ extension AuditEvent {
         case .int(let number):
             JSONText.appendInt(number, to: &out)
         case .bool(let flag):
-            out.append(contentsOf: Array((flag ? "true" : "false").utf8))
+            out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .objects(let objects):
             out.append(UInt8(ascii: "["))
             for (index, object) in objects.enumerated() {

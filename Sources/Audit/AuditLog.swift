@@ -40,12 +40,15 @@ public final class AuditLog: Sendable {
 
     static let key = "audit"
 
+    /// `linger`: how long an event may wait to be written together with the next ones
+    /// (`SpoolWriter`); `flush()` and `close()` do not wait for it.
     public init(
         destination: Destination,
         statements: Bool,
         queueCapacity: Int = 10_000,
         queueCapacityBytes: Int = 16 << 20,
-        gapReportInterval: Duration = .seconds(5)
+        gapReportInterval: Duration = .seconds(5),
+        linger: Duration = .milliseconds(20)
     ) throws {
         self.destination = destination
         self.statementsEnabled = statements
@@ -67,6 +70,7 @@ public final class AuditLog: Sendable {
             capacityRecords: queueCapacity,
             sink: sink,
             gapReportInterval: gapReportInterval,
+            linger: linger,
             logLabel: "tdsgate.audit",
             threadName: "tdsgate-audit"
         )
@@ -79,6 +83,18 @@ public final class AuditLog: Sendable {
         if !statementsEnabled, event.name == "sql_batch" || event.name == "rpc" { return false }
         let bytes = syslogFormatter?.format(event) ?? event.jsonLine()
         return writer.offer(SpoolRecord(key: Self.key, bytes: bytes))
+    }
+
+    /// Queue the event `make` builds on the writer's thread (statement events: decoding and
+    /// masking stay off the event loop). `estimatedBytes` stands for the line in the queue's
+    /// byte capacity. Returns false when the event was dropped.
+    @discardableResult
+    public func record(estimatedBytes: Int, _ make: @escaping @Sendable () -> AuditEvent) -> Bool {
+        let formatter = syslogFormatter
+        return writer.offer(key: Self.key, estimatedBytes: estimatedBytes) {
+            let event = make()
+            return formatter?.format(event) ?? event.jsonLine()
+        }
     }
 
     public var stats: Stats {
@@ -121,11 +137,24 @@ final class AuditLineSink: SpoolSink {
             failed = 0
             failedBytes = 0
         }
+        let (records, size) = (lines.bufferedRecords, lines.bufferedBytes)
         do {
             try lines.write(key: key, bytes: bytes)
         } catch {
-            failed += 1
-            failedBytes += bytes.count
+            failed += records + 1
+            failedBytes += size + bytes.count
+            throw error
+        }
+    }
+
+    /// One write for the batch the spool writer just handed over.
+    func flush() throws {
+        let (records, size) = (lines.bufferedRecords, lines.bufferedBytes)
+        do {
+            try lines.flush()
+        } catch {
+            failed += records
+            failedBytes += size
             throw error
         }
     }

@@ -10,6 +10,11 @@ import Logging
 /// (`SpoolSink.gap`) right before the next record for that key, or after
 /// `gapReportInterval` if no further record for that key arrives, or at `close()`.
 ///
+/// With a `linger`, the writer waits that long after the first record of a quiet spell
+/// before it writes, so a busy proxy wakes it once per linger instead of once per record
+/// (a wake-up per query was a context switch per query on a small machine). A queue filling
+/// past half its capacity, `flush()` and `close()` cut the wait short.
+///
 /// Sink failures are counted and logged at most once per minute; they never reach the
 /// caller.
 public final class SpoolWriter: Sendable {
@@ -52,11 +57,13 @@ public final class SpoolWriter: Sendable {
     ///   - sink: handed over to the writer thread; do not use it afterwards.
     ///   - gapReportInterval: how long a drop for a key waits for a next record of that key
     ///     before it is reported on its own.
+    ///   - linger: how long a record may wait for others to be written with it.
     public init(
         capacityBytes: Int,
         capacityRecords: Int,
         sink: some SpoolSink,
         gapReportInterval: Duration = .seconds(2),
+        linger: Duration = .zero,
         logger: Logger = Logger(label: "tdsgate.spool"),
         threadName: String = "tdsgate-spool"
     ) {
@@ -66,6 +73,7 @@ public final class SpoolWriter: Sendable {
             capacityRecords: capacityRecords,
             sink: sink,
             gapReportInterval: gapReportInterval,
+            linger: linger,
             logger: logger
         )
         self.core = core
@@ -80,6 +88,7 @@ public final class SpoolWriter: Sendable {
         capacityRecords: Int,
         sink: some SpoolSink,
         gapReportInterval: Duration = .seconds(2),
+        linger: Duration = .zero,
         logLabel: String,
         threadName: String = "tdsgate-spool"
     ) {
@@ -88,6 +97,7 @@ public final class SpoolWriter: Sendable {
             capacityRecords: capacityRecords,
             sink: sink,
             gapReportInterval: gapReportInterval,
+            linger: linger,
             logger: Logger(label: logLabel),
             threadName: threadName
         )
@@ -104,6 +114,14 @@ public final class SpoolWriter: Sendable {
     @discardableResult
     public func offer(_ record: SpoolRecord) -> Bool {
         core.offer(record)
+    }
+
+    /// Queue a record whose bytes `render` makes on the writer thread, so that the caller
+    /// (an event loop) pays only for capturing its inputs. `estimatedBytes` stands for its
+    /// size in the queue's byte capacity and counts.
+    @discardableResult
+    public func offer(key: String, estimatedBytes: Int, render: @escaping @Sendable () -> [UInt8]) -> Bool {
+        core.offer(SpoolRecord(key: key, bytes: []), render: render, estimatedBytes: estimatedBytes)
     }
 
     public var stats: Stats {
@@ -127,6 +145,10 @@ public final class SpoolWriter: Sendable {
 extension SpoolWriter {
     fileprivate struct Entry {
         var record: SpoolRecord
+        /// Makes the record's bytes on the writer thread (then `record.bytes` is empty).
+        var render: (@Sendable () -> [UInt8])?
+        /// What the record counts for in the queue's capacity and the stats.
+        var size: Int
         var gapRecords = 0
         var gapBytes = 0
     }
@@ -145,6 +167,7 @@ extension SpoolWriter {
         let capacityRecords: Int
         let closeReserve: Int
         let gapReportInterval: Duration
+        let linger: Duration
         let logger: Logger
         let sink: any SpoolSink
 
@@ -157,6 +180,10 @@ extension SpoolWriter {
         var completedSeq: UInt64 = 0
         var flushWaiters: [(target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The writer waits for a first record (an offer must wake it).
+        var writerIdle = false
+        /// A flush is waiting: the writer stops lingering.
+        var urgent = false
 
         // writer thread only
         var unloggedErrors = 0
@@ -166,21 +193,22 @@ extension SpoolWriter {
 
         init(
             capacityBytes: Int, capacityRecords: Int, sink: any SpoolSink,
-            gapReportInterval: Duration, logger: Logger
+            gapReportInterval: Duration, linger: Duration, logger: Logger
         ) {
             self.capacityBytes = capacityBytes
             self.capacityRecords = capacityRecords
             self.closeReserve = max(16, capacityRecords / 8)
             self.sink = sink
             self.gapReportInterval = gapReportInterval
+            self.linger = linger
             self.logger = logger
             queue.reserveCapacity(min(capacityRecords, 4096))
         }
 
         // MARK: caller side
 
-        func offer(_ record: SpoolRecord) -> Bool {
-            let size = record.bytes.count
+        func offer(_ record: SpoolRecord, render: (@Sendable () -> [UInt8])? = nil, estimatedBytes: Int? = nil) -> Bool {
+            let size = estimatedBytes ?? record.bytes.count
             condition.lock()
             defer { condition.unlock() }
             guard case .running = state else {
@@ -189,7 +217,7 @@ extension SpoolWriter {
                 return false
             }
             let full = stats.queuedRecords >= capacityRecords || stats.queuedBytes + size > capacityBytes
-            var entry = Entry(record: record)
+            var entry = Entry(record: record, render: render, size: size)
             var accepted = true
             if full {
                 guard record.kind == .close, stats.queuedRecords < capacityRecords + closeReserve else {
@@ -204,6 +232,7 @@ extension SpoolWriter {
                     stats.droppedBytes += size
                     notePending(key: record.key, records: 1, bytes: size)
                     entry.record.bytes = []
+                    entry.size = 0
                     accepted = false
                 }
             }
@@ -211,14 +240,20 @@ extension SpoolWriter {
                 entry.gapRecords = gap.records
                 entry.gapBytes = gap.bytes
             }
-            let wasEmpty = queue.isEmpty
             queue.append(entry)
             stats.queuedRecords += 1
-            stats.queuedBytes += entry.record.bytes.count
+            stats.queuedBytes += entry.size
             acceptedSeq += 1
-            if wasEmpty { condition.signal() }
+            // Lingering, the writer is woken only by half a queue; otherwise by a first record.
+            if writerIdle || (linger > .zero && (queue.count == capacityRecords / 2 || halfFull)) {
+                writerIdle = false
+                condition.signal()
+            }
             return accepted
         }
+
+        /// More than half the byte capacity is queued (guarded by `condition`).
+        private var halfFull: Bool { stats.queuedBytes > capacityBytes / 2 }
 
         private func notePending(key: String, records: Int, bytes: Int) {
             if let existing = pendingGaps[key] {
@@ -249,6 +284,8 @@ extension SpoolWriter {
                     return
                 }
                 flushWaiters.append((acceptedSeq, continuation))
+                urgent = true
+                condition.signal()
                 condition.unlock()
             }
         }
@@ -287,9 +324,19 @@ extension SpoolWriter {
                 var finishing = false
                 condition.lock()
                 while queue.isEmpty, case .running = state, ContinuousClock.now < nextGapSweep {
+                    writerIdle = true
                     let remaining = ContinuousClock.now.duration(to: nextGapSweep)
                     _ = condition.wait(until: Date(timeIntervalSinceNow: remaining.seconds))
                 }
+                writerIdle = false
+                if linger > .zero, !queue.isEmpty {
+                    let deadline = ContinuousClock.now + linger
+                    while case .running = state, !urgent, queue.count < capacityRecords / 2, !halfFull,
+                          ContinuousClock.now < deadline {
+                        _ = condition.wait(until: Date(timeIntervalSinceNow: ContinuousClock.now.duration(to: deadline).seconds))
+                    }
+                }
+                urgent = false
                 finishing = queue.isEmpty && state != .running
                 swap(&queue, &batch)
                 if finishing || ContinuousClock.now >= nextGapSweep {
@@ -365,14 +412,15 @@ extension SpoolWriter {
 
         private func process(_ entry: Entry) {
             let record = entry.record
-            let size = record.bytes.count
+            let size = entry.size
             if entry.gapRecords > 0 {
                 reportGap(key: record.key, records: entry.gapRecords, bytes: entry.gapBytes)
             }
             var outcome: Result<Void, any Error> = .success(())
             do {
-                if !record.bytes.isEmpty {
-                    try sink.write(key: record.key, bytes: record.bytes)
+                let bytes = entry.render?() ?? record.bytes
+                if !bytes.isEmpty {
+                    try sink.write(key: record.key, bytes: bytes)
                 }
                 if record.kind == .close {
                     try sink.close(key: record.key)

@@ -124,6 +124,9 @@ extension ByteBuffer {
 /// String helpers for the UTF-16LE text TDS carries everywhere.
 public enum TDSString {
     public static func decodeUTF16LE(_ bytes: [UInt8]) -> String {
+        // Most SQL text and names are ASCII: narrowing to UTF-8 is several times faster than
+        // the generic UTF-16 transcoder.
+        if let ascii = asciiFromUTF16LE(bytes) { return ascii }
         var units: [UInt16] = []
         units.reserveCapacity(bytes.count / 2)
         var i = 0
@@ -132,6 +135,17 @@ public enum TDSString {
             i &+= 2
         }
         return String(decoding: units, as: UTF16.self)
+    }
+
+    private static func asciiFromUTF16LE(_ bytes: [UInt8]) -> String? {
+        let count = bytes.count / 2
+        return bytes.withUnsafeBufferPointer { source -> String? in
+            for i in 0..<count where source[2 &* i] >= 0x80 || source[2 &* i &+ 1] != 0 { return nil }
+            return String(unsafeUninitializedCapacity: count) { target in
+                for i in 0..<count { target[i] = source[2 &* i] }
+                return count
+            }
+        }
     }
 
     public static func encodeUTF16LE(_ s: String) -> [UInt8] {

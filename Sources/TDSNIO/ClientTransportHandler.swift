@@ -26,6 +26,9 @@ public final class TDSClientTransportHandler: ChannelDuplexHandler, RemovableCha
     /// Called when the TLS handshake completed: records flow raw both ways.
     public func handshakeCompleted() { mode = .tls }
 
+    /// Nothing left to do but pass bytes through: the handler can leave the pipeline.
+    public var isPassThrough: Bool { mode != .handshake && pending == nil }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard mode == .handshake else {
             context.fireChannelRead(data)

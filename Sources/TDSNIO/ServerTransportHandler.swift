@@ -69,6 +69,9 @@ public final class TDSServerTransportHandler: ChannelDuplexHandler, RemovableCha
         self.acceptStrict = acceptStrict
     }
 
+    /// Nothing left to do but pass bytes through: the handler can leave the pipeline.
+    public var isPassThrough: Bool { framing.isPassThrough && bypassed == nil }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
         let actions: [TransportFraming.Inbound]

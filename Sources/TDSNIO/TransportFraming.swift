@@ -69,6 +69,13 @@ public struct TransportFraming: Sendable {
             return [.plainBytes(bytes)]
         case .plain:
             return [.plainBytes(bytes)]
+        case .tls where !loginOnly:
+            // Full encryption: nothing but TLS records from here, so no need to find them.
+            guard var p = pending else { return [.tlsBytes(bytes)] }
+            pending = nil
+            var rest = bytes
+            p.writeBuffer(&rest)
+            return [.tlsBytes(p)]
         case .handshakeInPrelogin, .tls:
             var buffer = bytes
             if var p = pending {
@@ -116,6 +123,12 @@ public struct TransportFraming: Sendable {
             if buffer.readableBytes > 0 { pending = buffer }
             return out
         }
+    }
+
+    /// Whether every byte from here on passes through unchanged both ways (TLS established
+    /// for good, or plain), with nothing held back.
+    public var isPassThrough: Bool {
+        pending == nil && (mode == .plain || (mode == .tls && !loginOnly))
     }
 
     /// Whether outbound bytes from the TLS layer must be wrapped in PRELOGIN packets.

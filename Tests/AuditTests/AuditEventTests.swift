@@ -102,6 +102,20 @@ func topLevelKeys(_ json: String) -> [String] {
         #expect(topLevelKeys(cluster.json()) == ["ts", "event", "cluster", "new_primary"])
     }
 
+    /// The UTF-8 fast path must escape exactly what the scalar path does, U+2028/U+2029 and
+    /// their near neighbours (U+2027, U+202A) included.
+    @Test func utf8FastPathMatchesScalarEscaping() throws {
+        for text in ["\u{2027}\u{2028}\u{2029}\u{202A}", "a\u{2028}", "\u{2029}", "é€😀\u{7F}\u{80}\u{FFFF}", "tab\tend"] {
+            let event = AuditEvent.sqlBatch(session: "1", text: text, time: Date(timeIntervalSince1970: 0))
+            let json = event.json()
+            let decoded = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            #expect(decoded?["text"] as? String == text)
+            #expect(!json.contains("\u{2028}") && !json.contains("\u{2029}"))
+        }
+        #expect(RFC3339.string(from: Date(timeIntervalSince1970: 1_700_000_000.123)) == "2023-11-14T22:13:20.123Z")
+        #expect(RFC3339.string(from: Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+    }
+
     @Test func escapingOfQuotesControlCharactersAndNonBMP() throws {
         let nasty = "say \"hi\"\\ \n\r\t\u{08}\u{0C}\u{01}\u{1F}\u{7F} é 😀 \u{2028}"
         let event = AuditEvent.sqlBatch(session: "s", text: nasty, time: Date(timeIntervalSince1970: 0))

@@ -236,3 +236,62 @@ struct TemporaryDirectory {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 }
+
+@Suite struct SpoolWriterLingerTests {
+    /// With a linger the writer waits for more records instead of waking per record; half a
+    /// queue, `flush()` and `close()` cut the wait short.
+    @Test func lingerGathersRecordsAndFlushCutsItShort() async throws {
+        let sink = RecordingSink()
+        let writer = SpoolWriter(capacityBytes: 1 << 20, capacityRecords: 100, sink: sink, linger: .seconds(30))
+        for i in 0..<3 { #expect(writer.offer(record("f", i))) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(sink.events.isEmpty, "records wait for the linger")
+        let started = ContinuousClock.now
+        await writer.flush()
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(sink.events.map { if case .write(_, let b) = $0 { number(b) } else { -1 } } == [0, 1, 2])
+
+        for i in 3..<53 { #expect(writer.offer(record("f", i))) }  // half of 100: written without waiting
+        let deadline = ContinuousClock.now + .seconds(5)
+        while sink.events.count < 53, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(sink.events.count == 53)
+        await writer.close()
+    }
+
+    @Test func deferredRecordsAreRenderedOnTheWriterThreadInOrder() async throws {
+        let sink = RecordingSink()
+        let writer = SpoolWriter(capacityBytes: 1 << 20, capacityRecords: 100, sink: sink)
+        #expect(writer.offer(record("f", 1)))
+        #expect(writer.offer(key: "f", estimatedBytes: 100) { [0, 0, 0, 2] })
+        #expect(writer.offer(record("f", 3)))
+        await writer.flush()
+        #expect(sink.events == [.write("f", [0, 0, 0, 1]), .write("f", [0, 0, 0, 2]), .write("f", [0, 0, 0, 3])])
+        #expect(writer.stats.writtenBytes == 4 + 100 + 4, "a deferred record counts for its estimate")
+        #expect(writer.stats.queuedBytes == 0)
+        await writer.close()
+    }
+}
+
+@Suite struct LineSinkBatchTests {
+    /// Records are gathered and reach the file in one write at `flush`; the size cap and
+    /// rotation count gathered bytes.
+    @Test func recordsReachTheFileAtFlushAndRotationStillHolds() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("linesink-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("audit.jsonl").path
+        let sink = try LineSink(.file(path: path, maxBytes: 100))
+        try sink.write(key: "a", bytes: Array("first line\n".utf8))
+        try sink.write(key: "a", bytes: Array("second line\n".utf8))
+        #expect(sink.bufferedRecords == 2)
+        #expect((try? String(contentsOfFile: path, encoding: .utf8)) == "")
+        try sink.flush()
+        #expect(sink.bufferedRecords == 0)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "first line\nsecond line\n")
+        let long = Array((String(repeating: "x", count: 90) + "\n").utf8)
+        try sink.write(key: "a", bytes: long)  // crosses the cap: the file rotates first
+        try sink.flush()
+        #expect(try String(contentsOfFile: path + ".1", encoding: .utf8) == "first line\nsecond line\n")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == String(decoding: long, as: UTF8.self))
+        sink.shutdown()
+    }
+}

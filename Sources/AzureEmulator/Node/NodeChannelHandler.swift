@@ -94,6 +94,8 @@ final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    static let rowsPerWrite = 800
+
     private func run(context: ChannelHandlerContext) {
         guard !running else { return }
         running = true
@@ -101,11 +103,14 @@ final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         while true {
             if let s = stream {
                 guard context.channel.isWritable else { busy = true; return }
-                let n = min(s.end - s.next, 2_000)
+                // About 60 KB a write: under glibc's mmap threshold, so the buffers are reused
+                // instead of being mapped and trimmed (madvise) every time.
+                let n = min(s.end - s.next, Self.rowsPerWrite)
                 var w = writer ?? StreamingPacketWriter(packetSize: session.packetSize, spid: UInt16(truncatingIfNeeded: session.spid))
-                RowGenerator.write(first: s.next, count: n, into: &w.pending)
-                var out = context.channel.allocator.buffer(capacity: n * RowGenerator.rowSize + 512)
-                w.drainFullPackets(into: &out)
+                let bytes = n * RowGenerator.rowSize
+                var out = context.channel.allocator.buffer(capacity: bytes + (bytes / 512 + 2) * TDSPacketHeader.size + w.pending.readableBytes)
+                let first = s.next
+                w.append(generated: bytes, into: &out) { RowGenerator.fill($0, offset: $1, first: first) }
                 writer = w
                 context.writeAndFlush(wrapOutboundOut(out), promise: nil)
                 stream = s.next + n >= s.end ? nil : (s.next + n, s.end)

@@ -29,23 +29,33 @@ enum RowGenerator {
     static let blockRows = 2_000
     static let block: [UInt8] = Array((0..<blockRows).map { _ in template }.joined())
 
-    /// Writes rows with ids `first ..< first + count`.
-    static func write(first: Int, count: Int, into buffer: inout ByteBuffer) {
+    /// Bytes `offset ..< offset + target.count` of the rows with ids `first...`, for
+    /// `StreamingPacketWriter.append(generated:)`: rows land straight in their packets,
+    /// split wherever a packet ends (ids included).
+    static func fill(_ target: UnsafeMutableRawBufferPointer, offset: Int, first: Int) {
         let size = template.count
-        var done = 0
-        while done < count {
-            let n = min(count - done, blockRows)
-            let base = first + done
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: n * size) { out in
-                block.withUnsafeBytes { src in
-                    out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n * size)
-                }
-                for i in 0..<n {
-                    out.storeBytes(of: Int64(base + i).littleEndian, toByteOffset: i * size + 2, as: Int64.self)
-                }
-                return n * size
+        let blockBytes = blockRows * size
+        block.withUnsafeBytes { src in
+            var done = 0
+            while done < target.count {
+                let at = (offset + done) % blockBytes
+                let n = min(target.count - done, blockBytes - at)
+                (target.baseAddress! + done).copyMemory(from: src.baseAddress! + at, byteCount: n)
+                done += n
             }
-            done += n
+        }
+        // Patch every id whose 8 bytes (at 2 ..< 10 in its row) overlap the range.
+        let end = offset + target.count
+        var row = offset / size
+        while row * size + 2 < end {
+            let idStart = row * size + 2
+            if idStart + 8 > offset {
+                withUnsafeBytes(of: Int64(first + row).littleEndian) { id in
+                    let from = max(idStart, offset), to = min(idStart + 8, end)
+                    (target.baseAddress! + (from - offset)).copyMemory(from: id.baseAddress! + (from - idStart), byteCount: to - from)
+                }
+            }
+            row += 1
         }
     }
 }

@@ -217,9 +217,10 @@ final class SMPNodeHandler: ChannelInboundHandler {
                 guard st.out.count < Self.maxQueuedPackets, context.channel.isWritable else { st.busy = true; return }
                 let n = min(s.end - s.next, max(1, (session.packetSize * 4) / RowGenerator.rowSize))
                 var w = st.writer ?? newWriter()
-                RowGenerator.write(first: s.next, count: n, into: &w.pending)
-                var out = context.channel.allocator.buffer(capacity: n * RowGenerator.rowSize + 512)
-                w.drainFullPackets(into: &out)
+                let bytes = n * RowGenerator.rowSize
+                var out = context.channel.allocator.buffer(capacity: bytes + (bytes / 512 + 2) * TDSPacketHeader.size + w.pending.readableBytes)
+                let first = s.next
+                w.append(generated: bytes, into: &out) { RowGenerator.fill($0, offset: $1, first: first) }
                 st.writer = w
                 enqueue(st, out)
                 st.stream = s.next + n >= s.end ? nil : (s.next + n, s.end)

@@ -160,7 +160,7 @@ public final class DumpController: Sendable {
         let sink = try DumpSink(directory: config.directory, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxTotalBytes,
                                 keepRotated: config.keepRotated, ring: ring, stats: stats, runStamp: runStamp)
         return SpoolWriter(capacityBytes: config.queueBytes, capacityRecords: max(1024, config.queueBytes / 64), sink: sink,
-                           gapReportInterval: .seconds(1), logLabel: "tdsgate.dump", threadName: "tdsgate-dump")
+                           gapReportInterval: .seconds(1), linger: .milliseconds(20), logLabel: "tdsgate.dump", threadName: "tdsgate-dump")
     }
 
     /// yyyymmddThhmmss (UTC), so file names sort by time and runs do not collide.

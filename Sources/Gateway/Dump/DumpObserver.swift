@@ -35,6 +35,8 @@ final class DumpObserver: SessionTapObserver {
                             settings: DumpEvent.Flags(settings), at: Self.now()).encoded())
     }
 
+    var requestsOnly: Bool { false }
+
     func packet(_ p: TappedPacket) {
         guard mode != .off else { return }
         let direction: DumpDirection = p.leg == .client ? (p.towardsServer ? .clientToProxy : .proxyToClient)

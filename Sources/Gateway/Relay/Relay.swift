@@ -55,6 +55,14 @@ enum Relay {
         for ops in [clientOps, backendOps] {
             if let t = try? ops.handler(type: PacketTapHandler.self) { ops.removeHandler(t, promise: nil) }
         }
+        // With TLS in place for good (or none), the transport handlers only pass bytes on:
+        // one handler fewer each way on every read and write.
+        if let t = try? clientOps.handler(type: TDSServerTransportHandler.self), t.isPassThrough {
+            clientOps.removeHandler(t, promise: nil)
+        }
+        if let t = try? backendOps.handler(type: TDSClientTransportHandler.self), t.isPassThrough {
+            backendOps.removeHandler(t, promise: nil)
+        }
 
         // Registered with the cluster so that a demoted primary's sessions can be closed.
         let loop = ctx.eventLoop

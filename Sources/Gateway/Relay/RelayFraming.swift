@@ -38,6 +38,21 @@ enum RelayFraming: Sendable {
     static let maxTDSPacket = 32_768
     static let maxSMPPacket = 65_536
 
+    /// Whether `inspect` may change a unit's bytes (SID 0 renumbering), so units cannot be
+    /// forwarded as one slice of the read.
+    var rewritesUnits: Bool {
+        if case .smp(let translation) = self { return !translation.isIdentity }
+        return false
+    }
+
+    /// The largest unit this framing accepts.
+    var maxUnitLength: Int {
+        switch self {
+        case .tds: Self.maxTDSPacket
+        case .smp: Self.maxSMPPacket
+        }
+    }
+
     /// The whole length of the unit starting at the reader index (its header must be
     /// there); nil when the bytes are not such a unit.
     func unitLength(_ buffer: ByteBuffer) -> Int? {

@@ -30,8 +30,14 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.onClose = onClose
     }
 
+    /// How much a leg may hold unsent before the other leg stops reading. NIO's default
+    /// (32/64 KiB) made a streaming session stop and restart reading every few packets: two
+    /// epoll_ctl calls each time, and a stalled sender.
+    static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 128 << 10, high: 512 << 10)
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        context.channel.setOption(ChannelOptions.writeBufferWaterMark, value: Self.writeBufferWaterMark).whenFailure { _ in }
         context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
     }
 
@@ -39,8 +45,10 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.context = nil
     }
 
-    /// Moves whole units (TDS or SMP packets), one write each: over TLS every packet gets its
-    /// own record, which is what drivers expect. Partial units wait for the rest.
+    /// Moves whole units (TDS or SMP packets). The whole units of one read go out as one
+    /// write (a slice of the read, not a copy), which ends on a unit boundary: TLS then cuts
+    /// it into full-size records, and every flush still ends where a packet ends. Partial
+    /// units wait for the rest.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         bytesIn += bytes.readableBytes
@@ -49,9 +57,10 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let header = framing.headerSize
-        // A unit split across reads: copy only the bytes that complete it, not the whole
-        // read (streaming reads almost always end mid-packet).
+        // A unit split across reads: the part already held is our own copy (sized for the
+        // whole unit), so only the bytes that complete it are copied from this read.
         if var p = pending {
+            pending = nil  // `p` must be the only reference, or every write below copies it
             if p.readableBytes < header {
                 var head = bytes.readSlice(length: min(header - p.readableBytes, bytes.readableBytes))!
                 p.writeBuffer(&head)
@@ -70,9 +79,13 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
                 pending = p
                 return
             }
-            pending = nil
-            forward(p, peer: peer, peerContext: peerContext)
+            let attention = note(&p, peer: peer, peerContext: peerContext)
+            send(p, attention: attention, peer: peer, peerContext: peerContext)
         }
+        // Units that are rewritten in place (SMP renumbering) must go out one by one.
+        let batch = !framing.rewritesUnits
+        let run = bytes
+        var attention = false
         while bytes.readableBytes >= header {
             guard let length = framing.unitLength(bytes) else {
                 // Not TDS (or SMP) any more: the session cannot continue.
@@ -80,14 +93,30 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             guard bytes.readableBytes >= length else { break }
-            forward(bytes.readSlice(length: length)!, peer: peer, peerContext: peerContext)
+            var unit = bytes.readSlice(length: length)!
+            let urgent = note(&unit, peer: peer, peerContext: peerContext)
+            if batch {
+                attention = attention || urgent
+            } else {
+                send(unit, attention: urgent, peer: peer, peerContext: peerContext)
+            }
         }
-        // The tail stays a slice of this read; it is copied only when the next read completes it.
-        pending = bytes.readableBytes > 0 ? bytes.readSlice(length: bytes.readableBytes) : nil
+        if batch, bytes.readerIndex > run.readerIndex {
+            send(run.getSlice(at: run.readerIndex, length: bytes.readerIndex - run.readerIndex)!, attention: attention, peer: peer, peerContext: peerContext)
+        }
+        // The unfinished tail is copied, not kept as a slice: a slice would pin the TLS
+        // handler's read buffer, which it then copies whole (copy-on-write) on its next read.
+        if bytes.readableBytes > 0 {
+            let whole = bytes.readableBytes >= header ? framing.unitLength(bytes) : nil
+            var copy = context.channel.allocator.buffer(capacity: whole ?? framing.maxUnitLength)
+            copy.writeBuffer(&bytes)
+            pending = copy
+        }
     }
 
-    private func forward(_ unit: ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) {
-        var unit = unit
+    /// Request tracking and the session tap for one whole unit; true when it carries an
+    /// attention.
+    private func note(_ unit: inout ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) -> Bool {
         let towardsServer = label == "client"
         let info = framing.inspect(&unit, towardsServer: towardsServer)
         // Requests in flight are kept on the server-to-client handler.
@@ -97,9 +126,13 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             if towardsServer { peer.inFlight.remove(info.sid) } else { inFlight.remove(info.sid) }
         }
         tapPoint?.relayed(unit, source: context, destination: peerContext)
-        peerContext.write(NIOAny(unit), promise: nil)
+        return info.attention
+    }
+
+    private func send(_ bytes: ByteBuffer, attention: Bool, peer: RelayHandler, peerContext: ChannelHandlerContext) {
+        peerContext.write(NIOAny(bytes), promise: nil)
         peer.wroteSinceFlush = true
-        if info.attention {
+        if attention {
             // Cancels go out at once, never behind a batch.
             peerContext.flush()
             peer.wroteSinceFlush = false

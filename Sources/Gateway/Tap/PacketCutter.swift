@@ -69,6 +69,9 @@ struct PacketCutter {
         }
     }
 
+    /// Holds nothing unfinished: a whole TDS packet fed now comes back as itself.
+    var isIdle: Bool { !lost && pending == nil && skipRemaining == 0 && skipHeader.isEmpty }
+
     mutating func feed(_ bytes: ByteBuffer) -> [Cut] {
         guard !lost else { return [] }
         var buffer = bytes

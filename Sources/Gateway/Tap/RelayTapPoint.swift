@@ -19,7 +19,7 @@ final class RelayTapPoint {
 
     /// `unit` went from `source`'s channel to `destination`'s unchanged: both legs saw it.
     func relayed(_ unit: ByteBuffer, source: ChannelHandlerContext?, destination: ChannelHandlerContext) {
-        guard tap.isActive else {
+        guard tap.isActive, towardsServer || !tap.requestsOnly else {
             listening = false
             return
         }
@@ -28,9 +28,20 @@ final class RelayTapPoint {
             cutter = PacketCutter()
             listening = true
         }
+        let now = Date()
+        if tap.requestsOnly, cutter.isIdle, unit.getInteger(at: unit.readerIndex, as: UInt8.self) != PacketCutter.smpID {
+            // A plain TDS packet (the relay moves whole ones): nothing to cut.
+            tap.packet(TappedPacket(leg: .client, towardsServer: true, sid: nil, packet: unit, at: now))
+            return
+        }
         let cuts = cutter.feed(unit)
         guard !cuts.isEmpty else { return }
-        let now = Date()
+        if tap.requestsOnly {
+            for cut in cuts {
+                tap.packet(TappedPacket(leg: .client, towardsServer: true, sid: cut.sid, packet: cut.packet, at: now))
+            }
+            return
+        }
         let client = towardsServer ? source?.channel : destination.channel
         let backend = towardsServer ? destination.channel : source?.channel
         for cut in cuts {

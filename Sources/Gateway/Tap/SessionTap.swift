@@ -19,13 +19,16 @@ struct TappedPacket {
     var packet: ByteBuffer
     var at: Date
     /// The socket pair of this leg: (client side, server side).
-    var local: SocketAddress?
-    var remote: SocketAddress?
+    var local: SocketAddress? = nil
+    var remote: SocketAddress? = nil
 }
 
 /// Something that wants to see a session's packets (the packet dump, the statement audit).
 /// Called on the session's event loop; must not block it.
 protocol SessionTapObserver: AnyObject {
+    /// Sees only what the client sends (client leg, towards the server), without socket
+    /// addresses: the relay then skips replies, which are most of the bytes.
+    var requestsOnly: Bool { get }
     func packet(_ packet: TappedPacket)
     /// Login done: who the session is and where it went.
     func identified(_ info: SessionInfo)
@@ -41,15 +44,19 @@ final class SessionTap {
     init(sessionID: Int) { self.sessionID = sessionID }
 
     var isActive: Bool { !observers.isEmpty }
+    /// Every observer is `requestsOnly`.
+    private(set) var requestsOnly = true
 
     func add(_ observer: any SessionTapObserver) {
         observers.append(observer)
+        requestsOnly = requestsOnly && observer.requestsOnly
         if let info { observer.identified(info) }
     }
 
     /// Drops observers (the dump switched off or re-filtered mid-session).
     func remove(where match: (any SessionTapObserver) -> Bool) {
         observers.removeAll(where: match)
+        requestsOnly = observers.allSatisfy(\.requestsOnly)
     }
 
     func packet(_ p: TappedPacket) {
@@ -64,5 +71,6 @@ final class SessionTap {
     func closed() {
         for o in observers { o.closed() }
         observers = []
+        requestsOnly = true
     }
 }

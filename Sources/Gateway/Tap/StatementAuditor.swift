@@ -28,6 +28,8 @@ final class StatementAuditor: SessionTapObserver {
         self.mask = mask
     }
 
+    var requestsOnly: Bool { true }
+
     func packet(_ p: TappedPacket) {
         // Requests as the client sent them: the client leg, towards tdsgate.
         guard p.leg == .client, p.towardsServer, p.packet.readableBytes >= TDSPacketHeader.size else { return }
@@ -37,15 +39,21 @@ final class StatementAuditor: SessionTapObserver {
             pending[p.sid] = nil
             return
         }
-        var request = pending[p.sid].flatMap { $0.type == kind ? $0 : nil } ?? Pending(type: kind)
         let body = p.packet.getSlice(at: p.packet.readerIndex + TDSPacketHeader.size, length: p.packet.readableBytes - TDSPacketHeader.size)!
+        let ends = status & TDSPacketStatus.endOfMessage.rawValue != 0
+        if ends, pending.isEmpty || pending[p.sid] == nil {
+            // The usual request: one packet, parsed where it lies.
+            emit(kind, body, truncated: false)
+            return
+        }
+        var request = pending[p.sid].flatMap { $0.type == kind ? $0 : nil } ?? Pending(type: kind)
         if request.payload.readableBytes + body.readableBytes <= Self.maxRequest {
             var b = body
             request.payload.writeBuffer(&b)
         } else {
             request.truncated = true
         }
-        guard status & TDSPacketStatus.endOfMessage.rawValue != 0 else {
+        guard ends else {
             pending[p.sid] = request
             return
         }
@@ -53,20 +61,31 @@ final class StatementAuditor: SessionTapObserver {
         emit(kind, request.payload, truncated: request.truncated)
     }
 
+    /// Hands the request to the audit writer's thread: decoding and masking happen there, so
+    /// the event loop only copies the request's bytes (tens of microseconds a query otherwise).
     private func emit(_ kind: TDSPacketType, _ payload: ByteBuffer, truncated: Bool) {
+        let bytes = Array(payload.readableBytesView)
+        let (session, mask, now) = (session, mask, Date())
+        _ = audit.record(estimatedBytes: bytes.count / 2 + 160) {
+            Self.event(kind, bytes, truncated: truncated, session: session, mask: mask, at: now)
+        }
+    }
+
+    /// The `sql_batch` or `rpc` event for one request.
+    static func event(_ kind: TDSPacketType, _ bytes: [UInt8], truncated: Bool, session: String, mask: Bool, at time: Date) -> AuditEvent {
+        let payload = ByteBuffer(bytes: bytes)
         if kind == .sqlBatch {
             let text = (try? SQLBatch(parsing: payload).text) ?? "<batch that could not be decoded>"
-            _ = audit.record(.sqlBatch(session: session, text: (mask ? SQLLiteralMasker.mask(text) : text) + (truncated ? " …" : "")))
-            return
+            return .sqlBatch(session: session, text: (mask ? SQLLiteralMasker.mask(text) : text) + (truncated ? " …" : ""), time: time)
         }
         guard let rpc = try? RPCRequest(parsing: payload) else {
-            _ = audit.record(.rpc(session: session, procedure: truncated ? "<request larger than 1 MiB>" : "<RPC that could not be decoded>", parameters: []))
-            return
+            return .rpc(session: session, procedure: truncated ? "<request larger than 1 MiB>" : "<RPC that could not be decoded>",
+                        parameters: [], time: time)
         }
         let parameters = rpc.parameters.map { p in
-            AuditEvent.RPCParameter(name: p.name, type: p.type.sqlName, value: Self.text(p.value, mask: mask, sql: p.value == .string(rpc.sqlText ?? "\u{0}")))
+            AuditEvent.RPCParameter(name: p.name, type: p.type.sqlName, value: text(p.value, mask: mask, sql: p.value == .string(rpc.sqlText ?? "\u{0}")))
         }
-        _ = audit.record(.rpc(session: session, procedure: rpc.procedure.displayName, parameters: parameters))
+        return .rpc(session: session, procedure: rpc.procedure.displayName, parameters: parameters, time: time)
     }
 
     /// A parameter's value for the trail. With masking, SQL text keeps its shape (literals
