@@ -210,6 +210,7 @@ enum BenchSetup {
                 "JWKS_URL": ports.jwksURL, "IMDS_URL": ports.imdsURL, "EAST_GATEWAY_PORT": String(node.port),
                 "APP_USER_HASH": appHash, "REPORT_USER_HASH": reportHash,
             ], backendNode: node.name)
+            text += "\nlogin_cache_seconds: \(options.loginCacheSeconds)\n"
             if dumping {
                 // Every session, text and pcapng, capped so a long run cannot fill the disk.
                 text += "\ndump: {directory: \"\(dir.appendingPathComponent("dump").path)\", format: [text, pcapng], "

@@ -145,10 +145,16 @@ public struct SQLLoginStore: Sendable {
     /// Checked for unknown users, so they cost the same PBKDF2 time as known ones.
     private let decoy: PasswordHash.Parsed
     private let derivations = LockedBox(0)
+    private let verified: VerifiedLoginCache?
 
-    /// - Parameter hashes: user name → encoded hash. Throws a ``PasswordHashError`` naming the
-    ///   user whose hash is unusable, or two names that differ only in case.
-    public init(hashes: [String: String]) throws {
+    /// - Parameters:
+    ///   - hashes: user name → encoded hash. Throws a ``PasswordHashError`` naming the user
+    ///     whose hash is unusable, or two names that differ only in case.
+    ///   - verifiedCacheSeconds: how long a verified password is remembered (as a keyed hash
+    ///     in memory, see `VerifiedLoginCache`) so that the user's next logins skip PBKDF2;
+    ///     0 verifies every login.
+    public init(hashes: [String: String], verifiedCacheSeconds: Int = 0) throws {
+        self.verified = verifiedCacheSeconds > 0 ? VerifiedLoginCache(ttl: TimeInterval(verifiedCacheSeconds)) : nil
         var entries: [String: Entry] = [:]
         for (user, encoded) in hashes.sorted(by: { $0.key < $1.key }) {
             let trimmed = user.trimmingCharacters(in: .whitespaces)
@@ -188,7 +194,8 @@ public struct SQLLoginStore: Sendable {
     }
 
     /// How many PBKDF2 derivations ``authenticate(user:password:)`` has run (one per call,
-    /// unknown users included). For metrics and tests.
+    /// unknown users included, except logins the verified cache answered). For metrics and
+    /// tests.
     public var derivationCount: Int {
         self.derivations.withLock { $0 }
     }
@@ -201,12 +208,17 @@ public struct SQLLoginStore: Sendable {
     /// Checks user+password; for an unknown user still spends the same PBKDF2 time (no user
     /// enumeration by timing). Returns the principal (name as configured) or nil.
     public func authenticate(user: String, password: String) -> Principal? {
+        let key = user.trimmingCharacters(in: .whitespaces).lowercased()
+        if let entry = self.entries[key], let verified, verified.contains(user: key, password: password) {
+            return Principal(method: .sqlLogin, name: entry.name)
+        }
         self.derivations.withLock { $0 += 1 }
-        guard let entry = self.entries[user.trimmingCharacters(in: .whitespaces).lowercased()] else {
+        guard let entry = self.entries[key] else {
             _ = self.decoy.matches(password)
             return nil
         }
         guard entry.hash.matches(password) else { return nil }
+        verified?.remember(user: key, password: password)
         return Principal(method: .sqlLogin, name: entry.name)
     }
 }

@@ -34,6 +34,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "PBKDF2 iterations of the proxy logins' password hashes (the demo uses 100000, the least the proxy config accepts).")
     var hashIterations = 100_000
 
+    @Option(help: "tdsgate's login_cache_seconds: how long a verified password spares PBKDF2 (0 = every login pays it).")
+    var loginCacheSeconds = 300
+
     @Option(help: "Rows of SELECT * FROM tdsgate.rows(N) in the streaming test (default 2600000 = ~200 MB, 400000 = ~30 MB with --quick).")
     var streamRows: Int?
 
@@ -54,6 +57,7 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--hash-iterations must be between \(least) and \(PasswordHash.maximumIterations)")
         }
         if let streamRows, streamRows < 1 { throw ValidationError("--stream-rows must be at least 1") }
+        guard (0...86_400).contains(loginCacheSeconds) else { throw ValidationError("--login-cache-seconds must be between 0 and 86400") }
         _ = try parsedTargets()
         _ = try parsedPhases()
     }
@@ -85,6 +89,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.jsonPath = json
         options.packetSize = packetSize
         options.hashIterations = hashIterations
+        options.loginCacheSeconds = loginCacheSeconds
         options.streamRows = streamRows
         options.stateDir = stateDir
         options.targets = try parsedTargets()

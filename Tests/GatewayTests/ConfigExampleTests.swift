@@ -74,6 +74,7 @@ struct ConfigExampleTests {
                                           settings: DumpSettings(filter: DumpFilter(principal: "app-user"), formats: [.text, .pcapng]),
                                           maxFileBytes: 64 << 20, maxTotalBytes: 1 << 30, keepRotated: 3, queueBytes: 16 << 20, followLines: 10_000))
         #expect(config.throttle == ThrottleConfig(maxFailures: 5, windowSeconds: 60, blockSeconds: 60))
+        #expect(config.loginCacheSeconds == 300)
         #expect(config.admin == AdminConfig(address: "127.0.0.1", port: 9090, bearerTokenFile: "/etc/tdsgate/admin.token"))
         #expect(config.shutdownGraceSeconds == 30 && config.logLevel == "info")
     }

@@ -254,7 +254,7 @@ struct ConfigProblemTests {
 
     @Test("missing sections, wrong shapes and an empty file")
     func shapes() {
-        #expect(ConfigTestSupport.problems("") == [ConfigProblem(path: "(root)", message: "the configuration is empty (expected listeners, clusters, backend_identities, logins, logins_file, policy, throttle, admin, audit, dump, shutdown_grace_seconds, log_level)")])
+        #expect(ConfigTestSupport.problems("") == [ConfigProblem(path: "(root)", message: "the configuration is empty (expected listeners, clusters, backend_identities, logins, logins_file, policy, throttle, login_cache_seconds, admin, audit, dump, shutdown_grace_seconds, log_level)")])
         #expect(ConfigTestSupport.problems("- a\n- b") == [ConfigProblem(path: "", message: "expected a mapping, found a list")])
         let problems = ConfigTestSupport.problems("listeners: {main: {}}\nclusters: [orders]\nadmin: 9090")
         #expect(problems.message(at: "listeners") == "expected a list of listeners, found a mapping")

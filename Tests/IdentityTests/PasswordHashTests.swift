@@ -99,6 +99,39 @@ import Testing
         #expect(store.derivationCount == before + 2)
     }
 
+    /// A verified password is remembered: the user's next logins with it skip PBKDF2; a wrong
+    /// password or an unknown user still pays it, and nothing is remembered for them.
+    @Test func verifiedCacheSkipsPBKDF2OnlyForTheRightPassword() throws {
+        let store = try SQLLoginStore(hashes: ["app": PasswordHash.make(password: "app-password", iterations: Self.iterations)],
+                                      verifiedCacheSeconds: 60)
+        #expect(store.authenticate(user: "app", password: "app-password")?.name == "app")
+        let afterFirst = store.derivationCount
+        #expect(store.authenticate(user: "APP", password: "app-password")?.name == "app")
+        #expect(store.derivationCount == afterFirst, "a remembered password needs no derivation")
+        #expect(store.authenticate(user: "app", password: "app-passwordX") == nil)
+        #expect(store.authenticate(user: "app", password: "") == nil)
+        #expect(store.authenticate(user: "nobody", password: "app-password") == nil)
+        #expect(store.derivationCount == afterFirst + 3)
+
+        let uncached = try SQLLoginStore(hashes: ["app": PasswordHash.make(password: "app-password", iterations: Self.iterations)])
+        _ = uncached.authenticate(user: "app", password: "app-password")
+        _ = uncached.authenticate(user: "app", password: "app-password")
+        #expect(uncached.derivationCount == 2)
+    }
+
+    @Test func verifiedCacheEntriesExpireAndStayBounded() {
+        let cache = VerifiedLoginCache(ttl: 10, maxEntries: 3)
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        cache.remember(user: "a", password: "pw", now: t0)
+        #expect(cache.contains(user: "a", password: "pw", now: t0.addingTimeInterval(9)))
+        #expect(!cache.contains(user: "a", password: "pw", now: t0.addingTimeInterval(11)))
+        #expect(!cache.contains(user: "a", password: "pW", now: t0))
+        #expect(!cache.contains(user: "b", password: "pw", now: t0))
+        for user in ["b", "c", "d", "e"] { cache.remember(user: user, password: "pw", now: t0) }
+        let live = ["a", "b", "c", "d", "e"].filter { cache.contains(user: $0, password: "pw", now: t0) }
+        #expect(live.count == 3 && live.contains("e"))
+    }
+
     @Test func decoyUsesTheCommonIterationCount() throws {
         let store = try SQLLoginStore(hashes: [
             "a": PasswordHash.make(password: "a", iterations: 20_000),

@@ -132,9 +132,12 @@ def test_attention_cancels_a_running_waitfor(deployment):
     th.join(timeout=15)
     assert not th.is_alive(), "WAITFOR was not cancelled"
     # The statement ends when the attention is acknowledged, not after its 20 s; ODBC
-    # reports the cancel as an error or as an empty result depending on timing.
+    # reports the cancel as an error or as an empty result depending on timing, and when
+    # SQLCancel (from this thread) lands while pyodbc is between SQLExecDirect and
+    # SQLRowCount, as the driver manager's HY010 on SQLRowCount (seen once in CI).
     assert outcome["seconds"] < 10, outcome
-    assert outcome["error"] is None or "cancel" in outcome["error"].lower(), outcome
+    error = (outcome["error"] or "").lower()
+    assert not error or "cancel" in error or ("hy010" in error and "sqlrowcount" in error), outcome
     # The session is still usable after the attention.
     cur2 = conn.cursor()
     cur2.execute("SELECT 42")

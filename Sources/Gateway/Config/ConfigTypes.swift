@@ -17,6 +17,9 @@ public struct GatewayConfig: Sendable, Hashable {
     /// Rules in file order; the first rule whose `match` holds decides.
     public var policy: [PolicyRuleConfig]
     public var throttle: ThrottleConfig
+    /// How long a verified SQL login password is remembered (keyed hash in memory) so the
+    /// user's next logins skip PBKDF2; 0 = verify every login.
+    public var loginCacheSeconds: Int
     public var admin: AdminConfig?
     /// The audit trail (JSON lines); nil = none.
     public var audit: AuditConfig?
@@ -30,6 +33,7 @@ public struct GatewayConfig: Sendable, Hashable {
     public var sourcePath: String?
 
     public static let defaultShutdownGraceSeconds = 30
+    public static let defaultLoginCacheSeconds = 300
     public static let defaultLogLevel = "info"
     public static let logLevels = Logger.Level.allCases.map(\.rawValue)
 
@@ -41,6 +45,7 @@ public struct GatewayConfig: Sendable, Hashable {
         loginsFile: String? = nil,
         policy: [PolicyRuleConfig] = [],
         throttle: ThrottleConfig = ThrottleConfig(),
+        loginCacheSeconds: Int = GatewayConfig.defaultLoginCacheSeconds,
         admin: AdminConfig? = nil,
         shutdownGraceSeconds: Int = GatewayConfig.defaultShutdownGraceSeconds,
         logLevel: String = GatewayConfig.defaultLogLevel,
@@ -53,6 +58,7 @@ public struct GatewayConfig: Sendable, Hashable {
         self.loginsFile = loginsFile
         self.policy = policy
         self.throttle = throttle
+        self.loginCacheSeconds = loginCacheSeconds
         self.admin = admin
         self.shutdownGraceSeconds = shutdownGraceSeconds
         self.logLevel = logLevel

@@ -55,7 +55,7 @@ extension GatewayConfig {
 extension ConfigReader {
     static let topLevelKeys = [
         "listeners", "clusters", "backend_identities", "logins", "logins_file", "policy",
-        "throttle", "admin", "audit", "dump", "shutdown_grace_seconds", "log_level",
+        "throttle", "login_cache_seconds", "admin", "audit", "dump", "shutdown_grace_seconds", "log_level",
     ]
 
     func parseGateway(_ root: Node) -> GatewayConfig {
@@ -130,6 +130,7 @@ extension ConfigReader {
         if let node = top["dump"] {
             config.dump = parseDump(node)
         }
+        config.loginCacheSeconds = int(top, "login_cache_seconds", default: GatewayConfig.defaultLoginCacheSeconds, range: 0...86_400)
         config.shutdownGraceSeconds = int(top, "shutdown_grace_seconds", default: GatewayConfig.defaultShutdownGraceSeconds, range: 0...3_600)
         if let node = top["log_level"], let text = string(node, at: "log_level") {
             if GatewayConfig.logLevels.contains(text.lowercased()) {

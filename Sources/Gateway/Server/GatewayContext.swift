@@ -28,7 +28,8 @@ final class GatewayContext: Sendable {
     init(config: GatewayConfig, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        self.logins = try SQLLoginStore(hashes: Dictionary(config.logins.map { ($0.name, $0.passwordHash) }, uniquingKeysWith: { a, _ in a }))
+        self.logins = try SQLLoginStore(hashes: Dictionary(config.logins.map { ($0.name, $0.passwordHash) }, uniquingKeysWith: { a, _ in a }),
+                                        verifiedCacheSeconds: config.loginCacheSeconds)
         self.policy = Policy(rules: config.policy.map(Self.rule))
         self.throttle = LoginThrottle(maxFailures: config.throttle.maxFailures,
                                       window: TimeInterval(config.throttle.windowSeconds),
