@@ -132,12 +132,15 @@ def test_attention_cancels_a_running_waitfor(deployment):
     th.join(timeout=15)
     assert not th.is_alive(), "WAITFOR was not cancelled"
     # The statement ends when the attention is acknowledged, not after its 20 s; ODBC
-    # reports the cancel as an error or as an empty result depending on timing, and when
-    # SQLCancel (from this thread) lands while pyodbc is between SQLExecDirect and
-    # SQLRowCount, as the driver manager's HY010 on SQLRowCount (seen once in CI).
+    # reports the cancel as an error or as an empty result depending on timing. When the
+    # acknowledgement comes back before SQLCancel (on this thread) has returned to the
+    # driver manager, SQLExecDirect finishes first and unixODBC then refuses pyodbc's next
+    # call (SQLNumResultCols or SQLRowCount) with HY010: about 1 run in 15 on a loaded
+    # machine, with the cancel itself done in 1 s.
     assert outcome["seconds"] < 10, outcome
     error = (outcome["error"] or "").lower()
-    assert not error or "cancel" in error or ("hy010" in error and "sqlrowcount" in error), outcome
+    dm_race = "hy010" in error and ("sqlnumresultcols" in error or "sqlrowcount" in error)
+    assert not error or "cancel" in error or dm_race, outcome
     # The session is still usable after the attention.
     cur2 = conn.cursor()
     cur2.execute("SELECT 42")
