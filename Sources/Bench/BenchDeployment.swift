@@ -211,6 +211,12 @@ enum BenchSetup {
                 "APP_USER_HASH": appHash, "REPORT_USER_HASH": reportHash,
             ], backendNode: node.name)
             text += "\nlogin_cache_seconds: \(options.loginCacheSeconds)\n"
+            if !options.auditStatements {
+                guard text.contains("statements: true") else {
+                    throw BenchSetupError("the demo proxy config no longer audits statements with 'statements: true'; update BenchSetup for --no-audit-statements")
+                }
+                text = text.replacingOccurrences(of: "statements: true", with: "statements: false")
+            }
             if dumping {
                 // Every session, text and pcapng, capped so a long run cannot fill the disk.
                 text += "\ndump: {directory: \"\(dir.appendingPathComponent("dump").path)\", format: [text, pcapng], "

@@ -29,6 +29,8 @@ public struct BenchOptions: Sendable {
     public var hashIterations = 100_000
     /// tdsgate's `login_cache_seconds` (the default config's 300; 0 = PBKDF2 on every login).
     public var loginCacheSeconds = 300
+    /// Whether tdsgate's audit trail records statements (the demo config does).
+    public var auditStatements = true
     public var stateDir: String?
     public var targets = Set(BenchTargetKind.allCases).subtracting([.tdsgateDump])
     public var phases = Set(BenchPhase.allCases)
@@ -149,7 +151,9 @@ public enum BenchMain {
                               + "(--login-cache-seconds 0 measures PBKDF2 on every login). "
                             : "with --login-cache-seconds 0 every login pays it. ")
                          + "The emulator (direct, HAProxy) compares a stored password.")
-            notes.append("tdsgate runs the demo's config: the audit trail is on, statements included (decoded, masked and written on the audit thread, not the event loop).")
+            notes.append(options.auditStatements
+                ? "tdsgate runs the demo's config: the audit trail is on, statements included (decoded, masked and written on the audit thread, not the event loop; --no-audit-statements leaves them out)."
+                : "tdsgate runs the demo's config with the audit trail on but statements left out (--no-audit-statements).")
             notes.append("Latency: SELECT 1 round trips, each session a loop of back-to-back queries (1 session: \(plan.latency1Queries) queries or "
                          + "\(plan.latency1Seconds) s; \(plan.latencyManySessions) sessions: \(plan.latencyManyQueries) each or \(plan.latencyManySeconds) s), "
                          + "\(plan.latencyRounds) round(s) with the targets taking turns; figures are medians of the rounds. "

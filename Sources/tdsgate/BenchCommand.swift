@@ -34,6 +34,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "PBKDF2 iterations of the proxy logins' password hashes (the demo uses 100000, the least the proxy config accepts).")
     var hashIterations = 100_000
 
+    @Flag(inversion: .prefixedNo, help: "Whether tdsgate's audit trail records every statement, as the demo config does.")
+    var auditStatements = true
+
     @Option(help: "tdsgate's login_cache_seconds: how long a verified password spares PBKDF2 (0 = every login pays it).")
     var loginCacheSeconds = 300
 
@@ -90,6 +93,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.packetSize = packetSize
         options.hashIterations = hashIterations
         options.loginCacheSeconds = loginCacheSeconds
+        options.auditStatements = auditStatements
         options.streamRows = streamRows
         options.stateDir = stateDir
         options.targets = try parsedTargets()
