@@ -16,6 +16,8 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var pending: ByteBuffer?
     private var wroteSinceFlush = false
     let framing: RelayFraming
+    /// This handler reads the client leg (else the backend leg).
+    private let towardsServer: Bool
     private let onClose: @Sendable (String) -> Void
     private(set) var bytesIn: Int = 0
     private var closing = false
@@ -26,6 +28,7 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(label: String, framing: RelayFraming = .tds, onClose: @escaping @Sendable (String) -> Void) {
         self.label = label
+        self.towardsServer = label == "client"
         self.framing = framing
         self.onClose = onClose
     }
@@ -117,7 +120,6 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Request tracking and the session tap for one whole unit; true when it carries an
     /// attention.
     private func note(_ unit: inout ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) -> Bool {
-        let towardsServer = label == "client"
         let info = framing.inspect(&unit, towardsServer: towardsServer)
         // Requests in flight are kept on the server-to-client handler.
         if info.endsMessage {
@@ -144,7 +146,7 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             peer.wroteSinceFlush = false
             pc.flush()
         }
-        if label == "server", closeAfterReply, inFlight.isEmpty {
+        if !towardsServer, closeAfterReply, inFlight.isEmpty {
             closeBoth(reason: "the endpoint was demoted; session closed after its request")
         }
     }
