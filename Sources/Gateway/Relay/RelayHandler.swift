@@ -180,6 +180,14 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         closeBoth(reason: "\(label) failed: \(error)")
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let request = event as? SessionCloseRequest {
+            closeBoth(reason: request.reason.description)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private func closeBoth(reason: String) {
         guard !closing else { return }
         closing = true

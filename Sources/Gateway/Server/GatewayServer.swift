@@ -183,7 +183,14 @@ public final class GatewayServer: Sendable {
         if !left.isEmpty {
             context.logger.info("closing sessions still open after the grace period", metadata: ["sessions": "\(left.count)"])
         }
-        for c in left { try? await c.close() }
+        // Each session records why it ended (audited as `shutdown`) and closes both legs;
+        // a session that does not within a second is closed hard.
+        for c in left { c.requestSessionClose(.shutdown) }
+        let hard = ContinuousClock.now + .seconds(1)
+        while activeSessions > 0 && ContinuousClock.now < hard {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for c in sessions.withLock({ Array($0.values) }) { try? await c.close() }
         await stop()
     }
 

@@ -55,6 +55,11 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         if case .strictTLSStarted? = event as? TDSTransportEvent {
             strict = true
         }
+        if let request = event as? SessionCloseRequest {
+            refusedWith = request.reason.errorText
+            ctx.close(promise: nil)
+            return
+        }
         ctx.fireUserInboundEventTriggered(event)
     }
 
