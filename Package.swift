@@ -172,6 +172,8 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "Identity", "AzureEmulator", "TDS", "TDSNIO", "Routing", "PacketDump", "Spool",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

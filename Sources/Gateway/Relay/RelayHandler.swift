@@ -1,36 +1,67 @@
 import NIOCore
 import TDS
 
-/// One direction's view of a relayed session, TDS packets or (MARS) SMP packets as its
-/// `RelayFraming` says. Both legs live on the same event loop, so a handler writes straight
-/// into its peer's context.
+/// One relayed session: the bookkeeping both relay handlers report to (`RelayState`) and the
+/// contexts of its two legs. It lives on the session's event loop (both legs share it), so a
+/// handler writes straight into the other leg's context.
+final class RelaySession {
+    var state = RelayState()
+    let framing: RelayFraming
+    let record: SessionRecord
+    private var clientContext: ChannelHandlerContext?
+    private var serverContext: ChannelHandlerContext?
+
+    init(framing: RelayFraming, record: SessionRecord) {
+        self.framing = framing
+        self.record = record
+    }
+
+    func context(of leg: RelayState.Leg) -> ChannelHandlerContext? {
+        leg == .client ? clientContext : serverContext
+    }
+
+    fileprivate func attach(_ leg: RelayState.Leg, _ context: ChannelHandlerContext?) {
+        if leg == .client { clientContext = context } else { serverContext = context }
+    }
+
+    /// Ends the session for `reason` (the first reason given wins): both legs are flushed and
+    /// closed, and the session record learns why.
+    func end(_ reason: SessionEndReason) {
+        guard state.end(reason) else { return }
+        record.end(reason)
+        for context in [serverContext, clientContext] {
+            context?.flush()
+            context?.close(promise: nil)
+        }
+    }
+
+    /// Closes the session now, or once the replies to the requests in flight (on every MARS
+    /// session) have been relayed.
+    func requestClose(_ reason: SessionEndReason, afterCurrentRequest: Bool) {
+        if let now = state.requestClose(reason, afterCurrentRequest: afterCurrentRequest) { end(now) }
+    }
+}
+
+/// Reads one leg of a relayed session and writes what it reads to the other leg: TDS packets,
+/// or (MARS) SMP packets, as the session's `RelayFraming` says. What the units mean for the
+/// session (requests in flight, flushes owed, closing) is `RelayState`'s, through the session.
 final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    let label: String
-    weak var peer: RelayHandler?
+    /// The leg this handler reads (and the one it writes to is the other).
+    let leg: RelayState.Leg
+    let session: RelaySession
     /// The session's dump and statement audit, after login.
     var tapPoint: RelayTapPoint?
     private var context: ChannelHandlerContext?
     private var pending: ByteBuffer?
-    private var wroteSinceFlush = false
-    let framing: RelayFraming
-    /// This handler reads the client leg (else the backend leg).
-    private let towardsServer: Bool
-    private let onClose: @Sendable (String) -> Void
-    private(set) var bytesIn: Int = 0
-    private var closing = false
-    /// On the server-to-client handler: the (MARS) sessions with a client request sent whose
-    /// reply has not ended yet (a packet with EOM from the server ends it).
-    private var inFlight: Set<UInt16> = []
-    private var closeAfterReply = false
+    private let framing: RelayFraming
 
-    init(label: String, framing: RelayFraming = .tds, onClose: @escaping @Sendable (String) -> Void) {
-        self.label = label
-        self.towardsServer = label == "client"
-        self.framing = framing
-        self.onClose = onClose
+    init(reads leg: RelayState.Leg, session: RelaySession) {
+        self.leg = leg
+        self.session = session
+        self.framing = session.framing
     }
 
     /// How much a leg may hold unsent before the other leg stops reading. NIO's default
@@ -40,12 +71,14 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        session.attach(leg, context)
         context.channel.setOption(ChannelOptions.writeBufferWaterMark, value: Self.writeBufferWaterMark).whenFailure { _ in }
         context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        session.attach(leg, nil)
     }
 
     /// Moves whole units (TDS or SMP packets). The whole units of one read go out as one
@@ -54,8 +87,12 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// units wait for the rest.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        bytesIn += bytes.readableBytes
-        guard let peer, let peerContext = peer.context else {
+        if leg == .client {
+            session.record.bytesClientToServer += bytes.readableBytes
+        } else {
+            session.record.bytesServerToClient += bytes.readableBytes
+        }
+        guard let peerContext = session.context(of: leg.other) else {
             context.close(promise: nil)
             return
         }
@@ -73,7 +110,7 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             guard let length = framing.unitLength(p) else {
-                closeBoth(reason: "\(label) sent bytes that are not a \(framing.unitName)")
+                session.end(.error("\(leg) sent bytes that are not a \(framing.unitName)"))
                 return
             }
             var rest = bytes.readSlice(length: min(length - p.readableBytes, bytes.readableBytes))!
@@ -82,8 +119,8 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
                 pending = p
                 return
             }
-            let attention = note(&p, peer: peer, peerContext: peerContext)
-            send(p, attention: attention, peer: peer, peerContext: peerContext)
+            let attention = note(&p, peerContext: peerContext)
+            send(p, attention: attention, peerContext: peerContext)
         }
         // Units that are rewritten in place (SMP renumbering) must go out one by one.
         let batch = !framing.rewritesUnits
@@ -91,21 +128,20 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
         var attention = false
         while bytes.readableBytes >= header {
             guard let length = framing.unitLength(bytes) else {
-                // Not TDS (or SMP) any more: the session cannot continue.
-                closeBoth(reason: "\(label) sent bytes that are not a \(framing.unitName)")
+                session.end(.error("\(leg) sent bytes that are not a \(framing.unitName)"))
                 return
             }
             guard bytes.readableBytes >= length else { break }
             var unit = bytes.readSlice(length: length)!
-            let urgent = note(&unit, peer: peer, peerContext: peerContext)
+            let urgent = note(&unit, peerContext: peerContext)
             if batch {
                 attention = attention || urgent
             } else {
-                send(unit, attention: urgent, peer: peer, peerContext: peerContext)
+                send(unit, attention: urgent, peerContext: peerContext)
             }
         }
         if batch, bytes.readerIndex > run.readerIndex {
-            send(run.getSlice(at: run.readerIndex, length: bytes.readerIndex - run.readerIndex)!, attention: attention, peer: peer, peerContext: peerContext)
+            send(run.getSlice(at: run.readerIndex, length: bytes.readerIndex - run.readerIndex)!, attention: attention, peerContext: peerContext)
         }
         // The unfinished tail is copied, not kept as a slice: a slice would pin the TLS
         // handler's read buffer, which it then copies whole (copy-on-write) on its next read.
@@ -119,52 +155,31 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Request tracking and the session tap for one whole unit; true when it carries an
     /// attention.
-    private func note(_ unit: inout ByteBuffer, peer: RelayHandler, peerContext: ChannelHandlerContext) -> Bool {
-        let info = framing.inspect(&unit, towardsServer: towardsServer)
-        // Requests in flight are kept on the server-to-client handler.
-        if info.endsMessage {
-            if towardsServer { peer.inFlight.insert(info.sid) } else { inFlight.remove(info.sid) }
-        } else if info.endsSession {
-            if towardsServer { peer.inFlight.remove(info.sid) } else { inFlight.remove(info.sid) }
-        }
+    private func note(_ unit: inout ByteBuffer, peerContext: ChannelHandlerContext) -> Bool {
+        let info = framing.inspect(&unit, towardsServer: leg == .client)
+        session.state.unit(info, from: leg)
         tapPoint?.relayed(unit, source: context, destination: peerContext)
         return info.attention
     }
 
-    private func send(_ bytes: ByteBuffer, attention: Bool, peer: RelayHandler, peerContext: ChannelHandlerContext) {
+    private func send(_ bytes: ByteBuffer, attention: Bool, peerContext: ChannelHandlerContext) {
         peerContext.write(NIOAny(bytes), promise: nil)
-        peer.wroteSinceFlush = true
-        if attention {
+        if session.state.forwarded(from: leg, urgent: attention) {
             // Cancels go out at once, never behind a batch.
             peerContext.flush()
-            peer.wroteSinceFlush = false
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let peer, peer.wroteSinceFlush, let pc = peer.context {
-            peer.wroteSinceFlush = false
-            pc.flush()
-        }
-        if !towardsServer, closeAfterReply, inFlight.isEmpty {
-            closeBoth(reason: "the endpoint was demoted; session closed after its request")
-        }
-    }
-
-    /// Closes the session now, or once the replies to the requests in flight (on every MARS
-    /// session) have been relayed (call on the server-to-client handler, on its event loop).
-    func requestClose(afterCurrentRequest: Bool) {
-        if afterCurrentRequest && !inFlight.isEmpty {
-            closeAfterReply = true
-        } else {
-            closeBoth(reason: "the endpoint was demoted; session closed")
-        }
+        let next = session.state.readComplete(from: leg)
+        if next.flushOther { session.context(of: leg.other)?.flush() }
+        if let reason = next.close { session.end(reason) }
     }
 
     /// When this side cannot take more, stop reading the other side (and resume later), so a
     /// slow reader never makes tdsgate buffer without bound.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        guard let peerContext = peer?.context else { return }
+        guard let peerContext = session.context(of: leg.other) else { return }
         let writable = context.channel.isWritable
         peerContext.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
         if writable { peerContext.read() }
@@ -172,31 +187,19 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closeBoth(reason: "\(label) closed the connection")
+        session.end(leg == .client ? .clientClosed : .backendClosed)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closeBoth(reason: "\(label) failed: \(error)")
+        session.end(.error("the \(leg) connection failed: \(error)"))
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let request = event as? SessionCloseRequest {
-            closeBoth(reason: request.reason.description)
+            session.end(request.reason)
             return
         }
         context.fireUserInboundEventTriggered(event)
-    }
-
-    private func closeBoth(reason: String) {
-        guard !closing else { return }
-        closing = true
-        peer?.closing = true
-        onClose(reason)
-        if let pc = peer?.context {
-            pc.flush()
-            pc.close(promise: nil)
-        }
-        context?.close(promise: nil)
     }
 }

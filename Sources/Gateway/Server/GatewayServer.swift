@@ -71,6 +71,11 @@ public final class GatewayServer: Sendable {
 
     public var activeSessions: Int { sessions.withLock { $0.count } }
 
+    /// `login_timeout_s`: from accept to the login reply.
+    static func loginTimeout(_ listener: ListenerConfig) -> TimeAmount {
+        .seconds(30)
+    }
+
     /// Binds every listener. Returns the bound ports by listener name (for port 0).
     @discardableResult
     public func start() async throws -> [String: Int] {
@@ -97,8 +102,11 @@ public final class GatewayServer: Sendable {
                         // Right above the transport: TLS is inserted below it, so it sees plaintext.
                         try ops.addHandler(PacketTapHandler(leg: .client, tap: tap))
                         try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 1 << 20))
+                        let record = SessionRecord(id: id, listener: listener.name, clientAddress: ch.remoteAddress?.ipAddress ?? "?",
+                                                   clientPort: ch.remoteAddress?.port, audit: self.context.audit,
+                                                   metrics: self.context.metrics, logger: self.context.logger)
                         try ops.addHandler(ClientSessionHandler(context: self.context, listener: listener, hasCertificate: tls != nil,
-                                                                sessionID: id, tap: tap))
+                                                                record: record, tap: tap, loginTimeout: Self.loginTimeout(listener)))
                     }
                 }
                 .bind(host: listener.address, port: listener.port).get()

@@ -2,62 +2,89 @@ import Audit
 import Foundation
 import Logging
 import NIOCore
+import NIOTLS
 import TDS
 import TDSNIO
 
-/// The client side of one proxied session up to the end of login: answers PRELOGIN,
-/// carries out the TLS choice, takes LOGIN7, runs `SessionLogin`, then hands both
-/// connections to the relay. Protocol decisions live in the pure functions it calls.
+/// The client side of one proxied session up to the end of login. It feeds every input to
+/// `ClientSessionStateMachine` and carries out the actions it returns: writes, TLS
+/// commands, the login task (started, cancelled), the deadline, the hand-over to the relay.
 final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = TDSMessage
     typealias OutboundOut = ByteBuffer
 
-    private enum Phase { case prelogin, login, loggingIn, done }
-    private var phase = Phase.prelogin
-    private var strict = false
-    private var tls = ClientTLSMode.none
-    /// PRELOGIN negotiated MARS: both legs speak SMP once the login reply is out.
-    private var marsNegotiated = false
+    private var machine: ClientSessionStateMachine
     private let context: GatewayContext
     private let listener: ListenerConfig
-    private let hasCertificate: Bool
-    private let sessionID: Int
-    private var clientAddress = "?"
-    private let started = Date()
+    private let record: SessionRecord
+    private let tap: SessionTap
+    private let loginStarter: LoginStarter
+    private let loginTimeout: TimeAmount
+
+    private var channelContext: ChannelHandlerContext?
+    private var deadline: Scheduled<Void>?
+    /// The running login (authentication, policy, backend); cancelled when the client leaves
+    /// or runs out of time.
+    private var loginTask: Task<Void, Never>?
+    private var login: Login7?
+    /// A completed login waiting for `handOff`.
+    private var loginResult: SessionLoginResult?
     /// The login waiting for the client's next SSPI message (integrated logins).
     private var sspiWaiter: EventLoopPromise<[UInt8]>?
-    /// The audit trail has this session's start and still needs its end (until the relay
-    /// takes the session over and writes the end itself).
-    private var auditOpen = false
-    private var refusedWith: String?
-    private var auditSession: String { String(sessionID) }
+    private var sspiTimeout: Scheduled<Void>?
 
-    private let tap: SessionTap
-
-    init(context: GatewayContext, listener: ListenerConfig, hasCertificate: Bool, sessionID: Int, tap: SessionTap = SessionTap(sessionID: 0)) {
-        self.tap = tap
+    init(context: GatewayContext, listener: ListenerConfig, hasCertificate: Bool, record: SessionRecord,
+         tap: SessionTap, loginTimeout: TimeAmount, loginStarter: LoginStarter? = nil) {
         self.context = context
         self.listener = listener
-        self.hasCertificate = hasCertificate
-        self.sessionID = sessionID
+        self.record = record
+        self.tap = tap
+        self.loginTimeout = loginTimeout
+        self.loginStarter = loginStarter ?? .sessionLogin(context: context, listener: listener)
+        self.machine = ClientSessionStateMachine(settings: .init(
+            listener: listener.name, allowed: listener.clientEncryption, hasCertificate: hasCertificate,
+            loginTimeoutSeconds: Int(loginTimeout.nanoseconds / 1_000_000_000)))
+    }
+
+    // MARK: Inputs
+
+    func handlerAdded(context ctx: ChannelHandlerContext) {
+        channelContext = ctx
+        if let address = ctx.channel.remoteAddress {
+            record.clientAddress = address.ipAddress ?? "?"
+            record.clientPort = address.port
+        }
+        let me = NIOLoopBound(self, eventLoop: ctx.eventLoop)
+        deadline = ctx.eventLoop.scheduleTask(in: loginTimeout) {
+            let handler = me.value
+            handler.run(handler.machine.deadlineFired())
+        }
+        let record = self.record
+        let boundRecord = NIOLoopBound(record, eventLoop: ctx.eventLoop)
+        ctx.channel.closeFuture.whenComplete { _ in boundRecord.value.write() }
+    }
+
+    func handlerRemoved(context ctx: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        channelContext = nil
     }
 
     func channelActive(context ctx: ChannelHandlerContext) {
-        clientAddress = ctx.channel.remoteAddress?.ipAddress ?? "?"
+        if let address = ctx.channel.remoteAddress {
+            record.clientAddress = address.ipAddress ?? "?"
+            record.clientPort = address.port
+        }
         ctx.fireChannelActive()
-    }
-
-    func handlerAdded(context ctx: ChannelHandlerContext) {
-        if let a = ctx.channel.remoteAddress?.ipAddress { clientAddress = a }
     }
 
     func userInboundEventTriggered(context ctx: ChannelHandlerContext, event: Any) {
         if case .strictTLSStarted? = event as? TDSTransportEvent {
-            strict = true
-        }
-        if let request = event as? SessionCloseRequest {
-            refusedWith = request.reason.errorText
-            ctx.close(promise: nil)
+            run(machine.strictTLSStarted())
+        } else if case .handshakeCompleted? = event as? TLSUserEvent {
+            run(machine.tlsHandshakeCompleted())
+        } else if let request = event as? SessionCloseRequest {
+            run(machine.closeRequested(request.reason))
             return
         }
         ctx.fireUserInboundEventTriggered(event)
@@ -65,210 +92,217 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func channelRead(context ctx: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
-        switch (phase, message.type) {
-        case (.prelogin, .prelogin):
-            prelogin(ctx, message)
-        case (.prelogin, .login7):
-            // TDS 7.0/7.1-era clients send LOGIN7 without PRELOGIN: plaintext listeners only.
-            guard listener.clientEncryption.contains(.plaintext) else {
-                refuse(ctx, LoginRefusal(message: "Login failed: this client sent no PRELOGIN (a TDS 7.0/7.1-era driver); listener '\(listener.name)' requires TLS, which such clients cannot do."))
-                return
-            }
-            phase = .login
-            login(ctx, message)
-        case (.login, .login7):
-            login(ctx, message)
-        case (.loggingIn, .sspi) where sspiWaiter != nil:
-            let waiter = sspiWaiter
-            sspiWaiter = nil
-            waiter?.succeed(Array(message.payload.readableBytesView))
-        case (.loggingIn, _):
-            // Drivers wait for the login reply; anything else now is a protocol error.
-            refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The client sent a \(message.type.rawValue) message before its login completed."))
+        switch message.type {
+        case .prelogin:
+            run(machine.prelogin(Result { try PreloginMessage(parsing: message.payload) }.mapError(Self.decodingError)))
+        case .login7:
+            run(machine.login7(Result { try Login7(parsing: message.payload) }.mapError(Self.decodingError)))
+        case .sspi:
+            run(machine.sspi(Array(message.payload.readableBytesView)))
         default:
-            refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The incoming tabular data stream (TDS) protocol stream is incorrect: unexpected message type 0x\(String(message.type.rawValue, radix: 16)) before login."))
+            run(machine.message(message.type))
         }
     }
 
     func channelInactive(context ctx: ChannelHandlerContext) {
-        if auditOpen {
-            auditOpen = false
-            let ms = Int(Date().timeIntervalSince(started) * 1000)
-            context.record(.sessionEnd(session: auditSession, durationMs: ms, bytesClientToServer: 0, bytesServerToClient: 0,
-                                       endReason: refusedWith == nil ? .clientClosed : .error, error: refusedWith))
-        }
-        if let waiter = sspiWaiter {
-            sspiWaiter = nil
-            waiter.fail(SSPIConversationError(description: "the client closed the connection"))
-        }
+        run(machine.channelInactive())
         ctx.fireChannelInactive()
     }
 
     func errorCaught(context ctx: ChannelHandlerContext, error: any Error) {
-        if error is TDSDecodingError, phase != .done {
-            refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The incoming tabular data stream (TDS) protocol stream is incorrect: \(error)"))
+        if error is TDSDecodingError {
+            run(machine.decodingFailed(error))
             return
         }
-        self.context.logger.info("session ended before login", metadata: ["session": "\(sessionID)", "client": "\(clientAddress)", "reason": "\(error)"])
+        // TLS and transport failures: no TDS message can be written.
+        record.end(.error("\(error)"))
+        context.logger.info("session ended before login", metadata: ["session": "\(record.id)", "client": "\(record.clientAddress)", "reason": "\(error)"])
         ctx.close(promise: nil)
     }
 
-    private func prelogin(_ ctx: ChannelHandlerContext, _ message: TDSMessage) {
-        let request: PreloginMessage
-        do {
-            request = try PreloginMessage(parsing: message.payload)
-        } catch {
-            refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The PRELOGIN message is malformed: \(error)"))
-            return
-        }
-        let decision = decideClientPrelogin(request, allowed: listener.clientEncryption, hasCertificate: hasCertificate, strict: strict)
-        var payload = ctx.channel.allocator.buffer(capacity: 64)
-        decision.response.write(into: &payload)
-        var out = ctx.channel.allocator.buffer(capacity: 96)
-        TDSMessage(type: .tabularResult, payload: payload).writePackets(into: &out, packetSize: 4096)
-        ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        if let refusal = decision.refusal {
-            self.context.logger.info("session refused at PRELOGIN", metadata: ["session": "\(sessionID)", "client": "\(clientAddress)", "reason": "\(refusal)"])
-            ctx.close(promise: nil)
-            phase = .done
-            return
-        }
-        tls = decision.tls
-        if tls != .none {
-            ctx.triggerUserOutboundEvent(TDSTransportCommand.startTLSInPrelogin(loginOnly: tls == .loginOnly), promise: nil)
-        } else if !strict && !listener.clientEncryption.contains(.plaintext) {
-            refuse(ctx, LoginRefusal(message: "Login failed: listener '\(listener.name)' does not allow unencrypted sessions."))
-            return
-        }
-        marsNegotiated = decision.response.mars == true
-        phase = .login
+    private static func decodingError(_ error: any Error) -> TDSDecodingError {
+        error as? TDSDecodingError ?? TDSDecodingError(field: "message", reason: "\(error)")
     }
 
-    private func login(_ ctx: ChannelHandlerContext, _ message: TDSMessage) {
-        if tls == .loginOnly {
-            ctx.triggerUserOutboundEvent(TDSTransportCommand.dropTLS, promise: nil)
+    // MARK: Actions
+
+    private func run(_ actions: [ClientSessionStateMachine.Action]) {
+        guard let ctx = channelContext else { return }
+        for action in actions {
+            switch action {
+            case .answerPrelogin(let response):
+                var payload = ctx.channel.allocator.buffer(capacity: 64)
+                response.write(into: &payload)
+                write(ctx, TDSMessage(type: .tabularResult, payload: payload))
+            case .startTLS(let loginOnly):
+                ctx.triggerUserOutboundEvent(TDSTransportCommand.startTLSInPrelogin(loginOnly: loginOnly), promise: nil)
+            case .dropTLS:
+                ctx.triggerUserOutboundEvent(TDSTransportCommand.dropTLS, promise: nil)
+            case .beginLogin(let login, let negotiated):
+                beginLogin(ctx, login, negotiated)
+            case .sendSSPI(let token):
+                sendSSPI(ctx, token)
+            case .deliverSSPI(let token):
+                settleSSPI { $0.succeed(token) }
+            case .failSSPI(let reason):
+                settleSSPI { $0.fail(SSPIConversationError(description: reason)) }
+            case .cancelLogin:
+                loginTask?.cancel()
+                loginTask = nil
+                settleSSPI { $0.fail(SSPIConversationError(description: "the login was cancelled")) }
+            case .handOff:
+                handOff(ctx)
+            case .discardBackend:
+                loginResult?.backend.close()
+                loginResult = nil
+            case .refuse(let refusal, let reason):
+                refuse(ctx, refusal, reason)
+            case .close(let reason):
+                record.end(reason)
+                deadline?.cancel()
+                ctx.close(promise: nil)
+            case .ended(let reason):
+                record.end(reason)
+                deadline?.cancel()
+            }
         }
-        let login: Login7
-        do {
-            login = try Login7(parsing: message.payload)
-        } catch {
-            refuse(ctx, LoginRefusal(number: 4002, severity: 16, message: "The LOGIN7 message is malformed: \(error)"))
-            return
-        }
-        phase = .loggingIn
+    }
+
+    private func write(_ ctx: ChannelHandlerContext, _ message: TDSMessage) {
+        var out = ctx.channel.allocator.buffer(capacity: message.payload.readableBytes + 16)
+        message.writePackets(into: &out, packetSize: 4096)
+        ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    private func beginLogin(_ ctx: ChannelHandlerContext, _ login: Login7, _ negotiated: ClientSessionStateMachine.Negotiated) {
+        self.login = login
         let method: AuditEvent.AuthMethod = login.integratedSecurity ? .kerberos : (login.fedAuth == nil ? .sqlLogin : .entraToken)
-        let tlsMode: AuditEvent.TLSMode = strict ? .strict : (tls == .full ? .full : tls == .loginOnly ? .loginOnly : .none)
-        context.record(.sessionStart(
-            session: auditSession, clientAddress: clientAddress, clientPort: ctx.channel.remoteAddress?.port, listener: listener.name,
+        let tlsMode: AuditEvent.TLSMode = negotiated.strict ? .strict : (negotiated.tls == .full ? .full : negotiated.tls == .loginOnly ? .loginOnly : .none)
+        record.opened(.sessionStart(
+            session: record.auditSession, clientAddress: record.clientAddress, clientPort: record.clientPort, listener: listener.name,
             tls: tlsMode, principal: method == .sqlLogin ? login.userName : nil, authMethod: method, requestedDatabase: login.database,
             intent: login.readOnlyIntent ? .readOnly : .readWrite, appName: login.appName, hostName: login.hostName,
             clientInterface: login.clientInterfaceName))
-        auditOpen = context.audit != nil
         if let audit = context.audit, audit.statementsEnabled {
-            tap.add(StatementAuditor(audit: audit, session: auditSession, mask: context.config.audit?.maskLiterals ?? true))
+            tap.add(StatementAuditor(audit: audit, session: record.auditSession, mask: context.config.audit?.maskLiterals ?? true))
         }
-        var run = SessionLogin(context: context, listener: listener, clientAddress: clientAddress, eventLoop: ctx.eventLoop)
-        run.auditSession = auditSession
-        run.tap = NIOLoopBound(tap, eventLoop: ctx.eventLoop)
-        run.mars = marsNegotiated
-        let bound = NIOLoopBound((self, ctx), eventLoop: ctx.eventLoop)
         let loop = ctx.eventLoop
+        let me = NIOLoopBound(self, eventLoop: loop)
+        var inputs = LoginInputs(clientAddress: record.clientAddress, auditSession: record.auditSession, mars: negotiated.mars,
+                                 tap: NIOLoopBound(tap, eventLoop: loop), eventLoop: loop)
         if login.integratedSecurity {
-            run.sspi = SSPIConversation { token in
-                try await loop.flatSubmit {
-                    let (handler, ctx) = bound.value
-                    return handler.sendSSPI(ctx, token)
-                }.get()
+            inputs.sspi = SSPIConversation { token in
+                try await loop.flatSubmit { me.value.sspiLeg(token, on: loop) }.get()
             }
         }
-        Task {
+        let starter = loginStarter
+        loginTask = Task {
             let result: Result<SessionLoginResult, LoginRefusal>
             do throws(LoginRefusal) {
-                result = .success(try await run.run(login))
+                result = .success(try await starter.run(login, inputs))
             } catch {
                 result = .failure(error)
             }
-            loop.execute {
-                let (handler, ctx) = bound.value
-                handler.finish(ctx, result, login: login)
-            }
+            loop.execute { me.value.loginFinished(result) }
         }
     }
 
-    /// One leg of an integrated login: the server's SSPI token out, the client's SSPI
-    /// message back (or a failure when the client closes or stalls).
-    private func sendSSPI(_ ctx: ChannelHandlerContext, _ token: [UInt8]) -> EventLoopFuture<[UInt8]> {
-        guard ctx.channel.isActive, sspiWaiter == nil else {
-            return ctx.eventLoop.makeFailedFuture(SSPIConversationError(description: "the client connection is closed"))
+    /// The login's outcome, back on the event loop.
+    private func loginFinished(_ result: Result<SessionLoginResult, LoginRefusal>) {
+        loginTask = nil
+        switch result {
+        case .success(let r):
+            loginResult = r
+            run(machine.loginSucceeded())
+        case .failure(let refusal):
+            guard case .loggingIn = machine.state else { return }
+            let user = login.map { $0.fedAuth == nil ? $0.userName : "<token>" } ?? "?"
+            context.metrics.login(listener: listener.name, outcome: "refused")
+            context.logger.info("login refused", metadata: [
+                "session": "\(record.id)", "client": "\(record.clientAddress)", "user": "\(user)",
+                "error": "\(refusal.number)", "reason": "\(refusal.message)",
+            ])
+            record.record(.loginOutcome(session: record.auditSession, outcome: .refused, errorNumber: Int(refusal.number),
+                                        errorMessage: refusal.message, durationMs: record.elapsedMs))
+            run(machine.loginFailed(refusal))
         }
-        var body = ctx.channel.allocator.buffer(capacity: token.count + 8)
-        TDSToken.sspi(token).write(into: &body)
-        var out = ctx.channel.allocator.buffer(capacity: body.readableBytes + 16)
-        TDSMessage(type: .tabularResult, payload: body).writePackets(into: &out, packetSize: 4096)
-        let promise = ctx.eventLoop.makePromise(of: [UInt8].self)
+    }
+
+    /// One leg of an integrated login, asked for by the login task (on the event loop).
+    private func sspiLeg(_ token: [UInt8], on loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
+        let promise = loop.makePromise(of: [UInt8].self)
+        guard channelContext != nil else {
+            promise.fail(SSPIConversationError(description: "the client connection is closed"))
+            return promise.futureResult
+        }
+        guard sspiWaiter == nil else {
+            promise.fail(SSPIConversationError(description: "an SSPI leg is already waiting"))
+            return promise.futureResult
+        }
         sspiWaiter = promise
-        ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        let me = NIOLoopBound(self, eventLoop: ctx.eventLoop)
-        let timeout = ctx.eventLoop.scheduleTask(in: SSPIConversation.legTimeout) {
-            guard me.value.sspiWaiter?.futureResult === promise.futureResult else { return }
-            me.value.sspiWaiter = nil
-            promise.fail(SSPIConversationError(description: "the client sent no SSPI reply within \(SSPIConversation.legTimeout.nanoseconds / 1_000_000_000) s"))
-        }
-        promise.futureResult.whenComplete { _ in timeout.cancel() }
+        run(machine.sspiTokenReady(token))
         return promise.futureResult
     }
 
-    private func finish(_ ctx: ChannelHandlerContext, _ result: Result<SessionLoginResult, LoginRefusal>, login: Login7) {
-        switch result {
-        case .failure(let refusal):
-            self.context.metrics.login(listener: listener.name, outcome: "refused")
-            self.context.logger.info("login refused", metadata: [
-                "session": "\(sessionID)", "client": "\(clientAddress)", "user": "\(login.fedAuth == nil ? login.userName : "<token>")",
-                "error": "\(refusal.number)", "reason": "\(refusal.message)",
-            ])
-            context.record(.loginOutcome(session: auditSession, outcome: .refused, errorNumber: Int(refusal.number),
-                                         errorMessage: refusal.message, durationMs: Int(Date().timeIntervalSince(started) * 1000)))
-            refuse(ctx, refusal)
-        case .success(let r):
-            guard ctx.channel.isActive else {
-                r.backend.close()
-                return
-            }
-            self.context.metrics.login(listener: listener.name, outcome: "ok")
-            context.record(.loginOutcome(session: auditSession, outcome: .success, durationMs: Int(Date().timeIntervalSince(started) * 1000)))
-            let reply = r.clientReply
-            var out = ctx.channel.allocator.buffer(capacity: reply.readableBytes + 32)
-            TDSMessage(type: .tabularResult, payload: reply).writePackets(into: &out, packetSize: 4096)
-            ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
-            phase = .done
-            do {
-                let info = SessionInfo(
-                    id: sessionID, client: clientAddress, principal: r.principal.name, authMethod: r.principal.method.rawValue,
-                    cluster: r.cluster.config.name, endpoint: r.endpoint, intent: r.intent.rawValue, database: r.database,
-                    appName: login.appName, hostName: login.hostName, backendIdentity: r.backendIdentity, openedAt: Date())
-                try Relay.start(client: ctx, clientSession: self, backend: r.backend, logger: self.context.logger,
-                                info: info, cluster: r.cluster, intent: r.intent, audit: context.audit, started: started, tap: tap)
-                auditOpen = false
-                tap.identified(info)
-            } catch {
-                r.backend.close()
-                ctx.close(promise: nil)
-                return
-            }
-            self.context.logger.info("session relaying", metadata: [
-                "session": "\(sessionID)", "client": "\(clientAddress)", "principal": "\(r.principal.name)",
-                "method": "\(r.principal.method.rawValue)", "cluster": "\(r.cluster.config.name)", "endpoint": "\(r.endpoint)", "database": "\(r.database)",
-                "intent": "\(login.readOnlyIntent ? "ReadOnly" : "ReadWrite")", "backend": "\(r.backend.target)",
-                "redirects": "\(r.hops)", "retries": "\(r.retries)",
-                "client_tls": "\(strict ? "strict" : "\(tls)")",
-                "login_ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
-            ])
+    private func sendSSPI(_ ctx: ChannelHandlerContext, _ token: [UInt8]) {
+        var body = ctx.channel.allocator.buffer(capacity: token.count + 8)
+        TDSToken.sspi(token).write(into: &body)
+        write(ctx, TDSMessage(type: .tabularResult, payload: body))
+        let me = NIOLoopBound(self, eventLoop: ctx.eventLoop)
+        let seconds = Int(SSPIConversation.legTimeout.nanoseconds / 1_000_000_000)
+        sspiTimeout = ctx.eventLoop.scheduleTask(in: SSPIConversation.legTimeout) {
+            let handler = me.value
+            handler.run(handler.machine.sspiTimedOut(after: seconds))
         }
     }
 
-    private func refuse(_ ctx: ChannelHandlerContext, _ refusal: LoginRefusal) {
-        phase = .done
-        refusedWith = refusal.message
+    private func settleSSPI(_ body: (EventLoopPromise<[UInt8]>) -> Void) {
+        sspiTimeout?.cancel()
+        sspiTimeout = nil
+        if let waiter = sspiWaiter {
+            sspiWaiter = nil
+            body(waiter)
+        }
+    }
+
+    private func handOff(_ ctx: ChannelHandlerContext) {
+        deadline?.cancel()
+        guard let r = loginResult, let login else { return }
+        loginResult = nil
+        guard ctx.channel.isActive else {
+            r.backend.close()
+            return
+        }
+        context.metrics.login(listener: listener.name, outcome: "ok")
+        record.record(.loginOutcome(session: record.auditSession, outcome: .success, durationMs: record.elapsedMs))
+        write(ctx, TDSMessage(type: .tabularResult, payload: r.clientReply))
+        let info = SessionInfo(
+            id: record.id, client: record.clientAddress, principal: r.principal.name, authMethod: r.principal.method.rawValue,
+            cluster: r.cluster.config.name, endpoint: r.endpoint, intent: r.intent.rawValue, database: r.database,
+            appName: login.appName, hostName: login.hostName, backendIdentity: r.backendIdentity, openedAt: Date())
+        record.principal = r.principal.name
+        do {
+            try Relay.start(client: ctx, backend: r.backend, info: info, cluster: r.cluster, intent: r.intent,
+                            record: record, tap: tap)
+            tap.identified(info)
+        } catch {
+            record.end(.error("the relay could not start: \(error)"))
+            r.backend.close()
+            ctx.close(promise: nil)
+            return
+        }
+        context.logger.info("session relaying", metadata: [
+            "session": "\(record.id)", "client": "\(record.clientAddress)", "principal": "\(r.principal.name)",
+            "method": "\(r.principal.method.rawValue)", "cluster": "\(r.cluster.config.name)", "endpoint": "\(r.endpoint)", "database": "\(r.database)",
+            "intent": "\(login.readOnlyIntent ? "ReadOnly" : "ReadWrite")", "backend": "\(r.backend.target)",
+            "redirects": "\(r.hops)", "retries": "\(r.retries)",
+            "login_ms": "\(record.elapsedMs)",
+        ])
+    }
+
+    private func refuse(_ ctx: ChannelHandlerContext, _ refusal: LoginRefusal, _ reason: SessionEndReason) {
+        record.end(reason)
+        deadline?.cancel()
         var body = ctx.channel.allocator.buffer(capacity: 256)
         TDSToken.error(ServerMessage(number: refusal.number, state: refusal.state, severity: refusal.severity,
                                      message: refusal.message, serverName: "tdsgate", procedureName: "", lineNumber: 1)).write(into: &body)
@@ -277,5 +311,33 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         TDSMessage(type: .tabularResult, payload: body).writePackets(into: &out, packetSize: 4096)
         let channel = ctx.channel
         ctx.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// What a session's login gets from the client side.
+struct LoginInputs: Sendable {
+    var clientAddress: String
+    var auditSession: String
+    /// The client negotiated MARS: the backend leg asks for it too.
+    var mars: Bool
+    /// Present for integrated logins: more SSPI legs go through the client.
+    var sspi: SSPIConversation? = nil
+    var tap: NIOLoopBound<SessionTap>
+    var eventLoop: any EventLoop
+}
+
+/// Starts a session's login: `SessionLogin` in production, a stand-in in tests.
+struct LoginStarter: Sendable {
+    var run: @Sendable (_ login: Login7, _ inputs: LoginInputs) async throws(LoginRefusal) -> SessionLoginResult
+
+    static func sessionLogin(context: GatewayContext, listener: ListenerConfig) -> LoginStarter {
+        LoginStarter { login, inputs throws(LoginRefusal) in
+            var run = SessionLogin(context: context, listener: listener, clientAddress: inputs.clientAddress, eventLoop: inputs.eventLoop)
+            run.auditSession = inputs.auditSession
+            run.tap = inputs.tap
+            run.mars = inputs.mars
+            run.sspi = inputs.sspi
+            return try await run.run(login)
+        }
     }
 }

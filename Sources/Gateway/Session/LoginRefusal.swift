@@ -1,6 +1,6 @@
 /// A login tdsgate will not complete, as the TDS error the client receives. Messages say
 /// what was refused and why, never which passwords or tokens exist.
-struct LoginRefusal: Error, CustomStringConvertible {
+struct LoginRefusal: Error, Equatable, CustomStringConvertible {
     var number: Int32 = 18456
     var severity: UInt8 = 14
     var state: UInt8 = 1
