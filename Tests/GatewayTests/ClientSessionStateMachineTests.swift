@@ -211,3 +211,59 @@ import TDS
         #expect(m.state == .closed)
     }
 }
+
+@Suite struct ConnectionLimitTests {
+    @Test func aConnectionOverALimitIsRefusedAtLogin7WithATransientError() {
+        var m = ClientSessionStateMachine(settings: .init(listener: "main", allowed: [.required, .loginOnly], hasCertificate: true,
+                                                          loginTimeoutSeconds: 30, overLimit: .perSource(4, source: "192.0.2.9")))
+        _ = m.prelogin(.success({ var p = PreloginMessage(); p.encryption = .off; return p }()))
+        _ = m.tlsHandshakeCompleted()
+        let a = m.login7(.success(Login7(packetSize: 4096, hostName: "", userName: "u", password: "p", appName: "",
+                                         serverName: "", language: "", database: "")))
+        #expect(a.first == .dropTLS, "login-only TLS still ends, so the client can read the refusal")
+        #expect(a.contains { if case .countOverLimit(.perSource(4, "192.0.2.9"), _, _) = $0 { true } else { false } })
+        guard case .refuse(let r, _)? = a.last else {
+            Issue.record("expected a refusal, got \(a)")
+            return
+        }
+        #expect(r.number == 10928)
+        #expect(r.message.contains("192.0.2.9") && r.message.contains("max_connections_per_source"))
+    }
+
+    @Test func countsAdmitUpToEachLimit() {
+        var c = ConnectionCounts()
+        let limits = ConnectionLimits(total: 3, perSource: 2, pending: 10)
+        #expect(c.admit("a", limits: limits) == nil)
+        #expect(c.admit("a", limits: limits) == nil)
+        #expect(c.admit("a", limits: limits) == .perSource(2, source: "a"))
+        #expect(c.admit("b", limits: limits) == nil)
+        #expect(c.admit("c", limits: limits) == .total(3))
+        c.closed("a", wasPending: true)
+        #expect(c.admit("c", limits: limits) == nil)
+        #expect(c.total == 3 && c.bySource == ["a": 1, "b": 1, "c": 1])
+    }
+
+    @Test func pendingCountsOnlyConnectionsNotLoggedIn() {
+        var c = ConnectionCounts()
+        let limits = ConnectionLimits(pending: 1)
+        #expect(c.admit("a", limits: limits) == nil)
+        #expect(c.admit("b", limits: limits) == .pending(1))
+        c.loggedIn()
+        #expect(c.admit("b", limits: limits) == nil)
+        c.closed("a", wasPending: false)
+        c.closed("b", wasPending: true)
+        #expect(c == ConnectionCounts())
+    }
+
+    @Test func ticketsReleaseOnceAndLogInOnce() throws {
+        let limiter = ConnectionLimiter(limits: ConnectionLimits(total: 1, pending: 1))
+        let ticket = try limiter.admit(source: "a").get()
+        #expect(throws: LimitExceeded.total(1)) { try limiter.admit(source: "b").get() }
+        ticket.loggedIn()
+        ticket.loggedIn()
+        #expect(limiter.snapshot.pending == 0 && limiter.snapshot.total == 1)
+        ticket.release()
+        ticket.release()
+        #expect(limiter.snapshot == ConnectionCounts())
+    }
+}

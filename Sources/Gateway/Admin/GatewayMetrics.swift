@@ -19,6 +19,11 @@ final class GatewayMetrics: Sendable {
         counter("tdsgate_relayed_bytes_total", labels: [("direction", direction)]).increment(by: Int64(bytes))
     }
 
+    /// Connections refused because their listener was at a limit (`max_connections`, ...).
+    func connectionRefused(listener: String, limit: String) {
+        counter("tdsgate_connections_refused_total", labels: [("listener", listener), ("limit", limit)]).increment()
+    }
+
     /// Dump records dropped because the dump's queue was full (the relay never waits).
     func dumpDropped(records: Int) {
         counter("tdsgate_dump_dropped_records_total").increment(by: Int64(records))
@@ -52,6 +57,7 @@ final class GatewayMetrics: Sendable {
         "tdsgate_logins_total": "Client logins by listener and outcome",
         "tdsgate_relayed_bytes_total": "Bytes relayed after login, by direction",
         "tdsgate_failovers_total": "Primary changes from one endpoint to another",
+        "tdsgate_connections_refused_total": "Client connections refused because their listener was at a connection limit",
         "tdsgate_dump_dropped_records_total": "Packet-dump records dropped because the dump queue was full",
         "tdsgate_sessions": "Relayed sessions open now",
         "tdsgate_token_cache_hits": "Backend token requests served from the cache",

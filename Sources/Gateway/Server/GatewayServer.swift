@@ -76,6 +76,11 @@ public final class GatewayServer: Sendable {
         .seconds(30)
     }
 
+    /// `max_connections`, `max_connections_per_source`, `max_pending_logins`.
+    static func limits(_ listener: ListenerConfig) -> ConnectionLimits {
+        ConnectionLimits()
+    }
+
     /// Binds every listener. Returns the bound ports by listener name (for port 0).
     @discardableResult
     public func start() async throws -> [String: Int] {
@@ -84,6 +89,7 @@ public final class GatewayServer: Sendable {
             let certificate = try listener.tls.map { try ListenerCertificate(files: $0) }
             if let certificate { certificates.withLock { $0[listener.name] = certificate } }
             let acceptsTLS = !listener.clientEncryption.subtracting([.plaintext]).isEmpty
+            let limiter = ConnectionLimiter(limits: Self.limits(listener))
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -105,8 +111,11 @@ public final class GatewayServer: Sendable {
                         let record = SessionRecord(id: id, listener: listener.name, clientAddress: ch.remoteAddress?.ipAddress ?? "?",
                                                    clientPort: ch.remoteAddress?.port, audit: self.context.audit,
                                                    metrics: self.context.metrics, logger: self.context.logger)
+                        let admission = limiter.admit(source: record.clientAddress)
+                        if case .success(let ticket) = admission { ch.closeFuture.whenComplete { _ in ticket.release() } }
                         try ops.addHandler(ClientSessionHandler(context: self.context, listener: listener, hasCertificate: tls != nil,
-                                                                record: record, tap: tap, loginTimeout: Self.loginTimeout(listener)))
+                                                                record: record, tap: tap, loginTimeout: Self.loginTimeout(listener),
+                                                                admission: admission))
                     }
                 }
                 .bind(host: listener.address, port: listener.port).get()

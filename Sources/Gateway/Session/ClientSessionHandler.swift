@@ -33,9 +33,15 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
     private var sspiWaiter: EventLoopPromise<[UInt8]>?
     private var sspiTimeout: Scheduled<Void>?
 
+    /// The connection's place in the listener's limits (nil when it was admitted over one,
+    /// or the listener has none).
+    private let ticket: ConnectionTicket?
+
     init(context: GatewayContext, listener: ListenerConfig, hasCertificate: Bool, record: SessionRecord,
-         tap: SessionTap, loginTimeout: TimeAmount, loginStarter: LoginStarter? = nil) {
+         tap: SessionTap, loginTimeout: TimeAmount, admission: Result<ConnectionTicket, LimitExceeded>? = nil,
+         loginStarter: LoginStarter? = nil) {
         self.context = context
+        if case .success(let t)? = admission { ticket = t } else { ticket = nil }
         self.listener = listener
         self.record = record
         self.tap = tap
@@ -43,7 +49,8 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         self.loginStarter = loginStarter ?? .sessionLogin(context: context, listener: listener)
         self.machine = ClientSessionStateMachine(settings: .init(
             listener: listener.name, allowed: listener.clientEncryption, hasCertificate: hasCertificate,
-            loginTimeoutSeconds: Int(loginTimeout.nanoseconds / 1_000_000_000)))
+            loginTimeoutSeconds: Int(loginTimeout.nanoseconds / 1_000_000_000),
+            overLimit: { if case .failure(let over)? = admission { return over } else { return nil } }()))
     }
 
     // MARK: Inputs
@@ -155,6 +162,14 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             case .discardBackend:
                 loginResult?.backend.close()
                 loginResult = nil
+            case .countOverLimit(let over, let login, let negotiated):
+                auditStart(login, negotiated)
+                context.metrics.connectionRefused(listener: listener.name, limit: over.setting)
+                context.logger.notice("connection refused: listener at its limit", metadata: [
+                    "session": "\(record.id)", "client": "\(record.clientAddress)", "listener": "\(listener.name)", "limit": "\(over.setting)",
+                ])
+                record.record(.loginOutcome(session: record.auditSession, outcome: .refused, errorNumber: 10928,
+                                            errorMessage: over.refusal(listener: listener.name).message, durationMs: record.elapsedMs))
             case .refuse(let refusal, let reason):
                 refuse(ctx, refusal, reason)
             case .close(let reason):
@@ -174,8 +189,8 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         ctx.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 
-    private func beginLogin(_ ctx: ChannelHandlerContext, _ login: Login7, _ negotiated: ClientSessionStateMachine.Negotiated) {
-        self.login = login
+    /// The session's `session_start` in the audit trail, once its LOGIN7 has been read.
+    private func auditStart(_ login: Login7, _ negotiated: ClientSessionStateMachine.Negotiated) {
         let method: AuditEvent.AuthMethod = login.integratedSecurity ? .kerberos : (login.fedAuth == nil ? .sqlLogin : .entraToken)
         let tlsMode: AuditEvent.TLSMode = negotiated.strict ? .strict : (negotiated.tls == .full ? .full : negotiated.tls == .loginOnly ? .loginOnly : .none)
         record.opened(.sessionStart(
@@ -183,6 +198,11 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             tls: tlsMode, principal: method == .sqlLogin ? login.userName : nil, authMethod: method, requestedDatabase: login.database,
             intent: login.readOnlyIntent ? .readOnly : .readWrite, appName: login.appName, hostName: login.hostName,
             clientInterface: login.clientInterfaceName))
+    }
+
+    private func beginLogin(_ ctx: ChannelHandlerContext, _ login: Login7, _ negotiated: ClientSessionStateMachine.Negotiated) {
+        self.login = login
+        auditStart(login, negotiated)
         if let audit = context.audit, audit.statementsEnabled {
             tap.add(StatementAuditor(audit: audit, session: record.auditSession, mask: context.config.audit?.maskLiterals ?? true))
         }
@@ -274,6 +294,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         context.metrics.login(listener: listener.name, outcome: "ok")
+        ticket?.loggedIn()
         record.record(.loginOutcome(session: record.auditSession, outcome: .success, durationMs: record.elapsedMs))
         write(ctx, TDSMessage(type: .tabularResult, payload: r.clientReply))
         let info = SessionInfo(

@@ -15,6 +15,9 @@ struct ClientSessionStateMachine {
         var hasCertificate: Bool
         /// `login_timeout_s`, for the message a timed-out client gets.
         var loginTimeoutSeconds: Int
+        /// The connection was accepted over one of the listener's connection limits: its
+        /// client is told so at LOGIN7 (the first moment a driver shows a server's error).
+        var overLimit: LimitExceeded? = nil
     }
 
     /// What PRELOGIN settled for the rest of the session.
@@ -63,6 +66,8 @@ struct ClientSessionStateMachine {
         case discardBackend
         /// Send the client this TDS error, then close; the session ends for `ending`.
         case refuse(LoginRefusal, ending: SessionEndReason)
+        /// The session is refused for a connection limit: count it (metrics, audit trail).
+        case countOverLimit(LimitExceeded, Login7, Negotiated)
         /// Close without a TDS message (none can be written in this state).
         case close(SessionEndReason)
         /// The client's connection is gone: the session ended for this reason.
@@ -142,6 +147,9 @@ struct ClientSessionStateMachine {
             return unexpected(.login7)
         }
         switch parsed {
+        case .success(let login) where settings.overLimit != nil:
+            let over = settings.overLimit!
+            return actions + [.countOverLimit(over, login, negotiated)] + refuse(over.refusal(listener: settings.listener))
         case .success(let login):
             state = .loggingIn(negotiated, sspiPending: false)
             actions.append(.beginLogin(login, negotiated))
