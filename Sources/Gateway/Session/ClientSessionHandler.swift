@@ -33,6 +33,9 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
     private var auditSession: String { String(sessionID) }
 
     private let tap: SessionTap
+    /// The running `SessionLogin`: cancelled when the client leaves, so that nothing it
+    /// waits for (a primary, a token, a backoff, a backend) goes on for nobody.
+    private var loginTask: Task<Void, Never>?
 
     init(context: GatewayContext, listener: ListenerConfig, hasCertificate: Bool, sessionID: Int, tap: SessionTap = SessionTap(sessionID: 0)) {
         self.tap = tap
@@ -91,6 +94,8 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func channelInactive(context ctx: ChannelHandlerContext) {
+        loginTask?.cancel()
+        loginTask = nil
         if auditOpen {
             auditOpen = false
             let ms = Int(Date().timeIntervalSince(started) * 1000)
@@ -181,7 +186,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
                 }.get()
             }
         }
-        Task {
+        loginTask = Task {
             let result: Result<SessionLoginResult, LoginRefusal>
             do throws(LoginRefusal) {
                 result = .success(try await run.run(login))
