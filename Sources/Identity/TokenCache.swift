@@ -111,19 +111,36 @@ public actor TokenCache {
     }
 
     /// Waits for the fetch of `key`; with a usable `stale` token, at most ``maxRefreshWait``.
+    /// A cancelled caller (a client that left during its login) stops waiting at once with
+    /// `CancellationError`; the fetch goes on for the others.
     private func wait(for key: Key, stale: AccessToken?) async throws -> AccessToken {
         self.nextWaiterID &+= 1
         let id = self.nextWaiterID
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AccessToken, any Error>) in
-            self.entries[key, default: Entry()].waiters[id] = Waiter(continuation: continuation)
-            if let stale {
-                let wait = self.maxRefreshWait
-                Task {
-                    try? await Task.sleep(nanoseconds: UInt64(max(0, wait) * 1_000_000_000))
-                    self.timeOut(waiter: id, key: key, with: stale)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AccessToken, any Error>) in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                self.entries[key, default: Entry()].waiters[id] = Waiter(continuation: continuation)
+                if let stale {
+                    let wait = self.maxRefreshWait
+                    Task {
+                        try? await Task.sleep(nanoseconds: UInt64(max(0, wait) * 1_000_000_000))
+                        self.timeOut(waiter: id, key: key, with: stale)
+                    }
                 }
             }
+        } onCancel: {
+            // The handler runs outside the actor; the waiter is registered before this hop
+            // runs, because registration happens in the actor turn that is running now.
+            Task { await self.cancel(waiter: id, key: key) }
         }
+    }
+
+    private func cancel(waiter id: UInt64, key: Key) {
+        guard let waiter = self.entries[key]?.waiters.removeValue(forKey: id) else { return }
+        waiter.continuation.resume(throwing: CancellationError())
     }
 
     private func timeOut(waiter id: UInt64, key: Key, with stale: AccessToken) {

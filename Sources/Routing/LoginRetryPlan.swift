@@ -34,8 +34,35 @@ public enum LoginRetryAction: Sendable, Hashable {
     /// router answers with whatever the primary is by then, which is how a retry follows a
     /// failover.
     case tryAnother(after: Duration)
-    /// Send the client this text (with the last backend error).
-    case giveUp(reason: String)
+    /// Stop: the login fails (see `LoginRetryStop` for why).
+    case giveUp(LoginRetryStop)
+}
+
+/// Why a login's retries stopped, with the failure that ended them.
+public struct LoginRetryStop: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// The last failure is one retrying cannot fix.
+        case notTransient
+        /// `maxAttempts` attempts were made.
+        case attemptsExhausted
+        /// The client's login deadline leaves no time for another attempt.
+        case deadline
+    }
+
+    public var kind: Kind
+    public var last: LoginRetryPlan.FailedAttempt
+    public var attempts: Int
+    /// The class of the last failure, on the endpoint where it happened.
+    public var errorClass: LoginErrorClass
+
+    public var description: String {
+        let last = "\(last.failure) from '\(last.endpoint)'"
+        return switch kind {
+        case .notTransient: "\(last) is not transient"
+        case .attemptsExhausted: "gave up after \(attempts) attempts; last: \(last)"
+        case .deadline: "the client's login deadline leaves no time for another attempt after \(attempts) (last: \(last))"
+        }
+    }
 }
 
 /// The retry state of one client login: each failed backend attempt goes in, the next step
@@ -78,19 +105,16 @@ public struct LoginRetryPlan: Sendable {
         now: ContinuousClock.Instant,
         random: inout some RandomNumberGenerator
     ) -> LoginRetryAction {
-        failures.append(FailedAttempt(endpoint: endpoint, failure: failure, at: now))
-        let last = "\(failure) from '\(endpoint)'"
+        let attempt = FailedAttempt(endpoint: endpoint, failure: failure, at: now)
+        failures.append(attempt)
         let errorClass = failure.errorClass(onReplica: onReplica)
-        if errorClass == .permanent {
-            return .giveUp(reason: "\(last) is not transient")
+        func stop(_ kind: LoginRetryStop.Kind) -> LoginRetryAction {
+            .giveUp(LoginRetryStop(kind: kind, last: attempt, attempts: attempts, errorClass: errorClass))
         }
-        if attempts >= policy.maxAttempts {
-            return .giveUp(reason: "gave up after \(attempts) attempts; last: \(last)")
-        }
+        if errorClass == .permanent { return stop(.notTransient) }
+        if attempts >= policy.maxAttempts { return stop(.attemptsExhausted) }
         let room = deadline - now - policy.minimumAttemptTime
-        if room <= .zero {
-            return .giveUp(reason: "the client's login deadline leaves no time for another attempt after \(attempts) (last: \(last))")
-        }
+        if room <= .zero { return stop(.deadline) }
         let sameInARow = failures.reversed().prefix { $0.endpoint == endpoint }.count
         let moveOn = anotherEligible && (errorClass == .unavailable || sameInARow >= policy.sameEndpointAttempts)
         var delay: Duration

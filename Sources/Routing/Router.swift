@@ -31,7 +31,7 @@ public struct Router: Sendable {
         avoiding: Set<String> = []
     ) -> RouteDecision {
         guard topology.serves(database: database) else {
-            return .refuse(reason: "cluster '\(topology.name)' does not serve database '\(database ?? "")' (it serves: \(topology.databases.joined(separator: ", ")))")
+            return .refuse(RouteRefusal(.databaseNotServed, "cluster '\(topology.name)' does not serve database '\(database ?? "")' (it serves: \(topology.databases.joined(separator: ", ")))"))
         }
         switch intent {
         case .readWrite:
@@ -53,7 +53,7 @@ public struct Router: Sendable {
         // here keeps "never write to an endpoint last seen read-only" true even if that changes.
         if let primary = topology.primaryEndpoint, primary.isWriteCandidate {
             guard primary.health.admin.acceptsNewSessions else {
-                return .refuse(reason: "cluster '\(topology.name)': primary '\(primary.name)' is \(primary.health.admin) by an operator and takes no new sessions")
+                return .refuse(RouteRefusal(.primaryOutOfService, "cluster '\(topology.name)': primary '\(primary.name)' is \(primary.health.admin) by an operator and takes no new sessions"))
             }
             return .endpoint(primary.name, reason: .primary)
         }
@@ -70,7 +70,7 @@ public struct Router: Sendable {
         var text = "cluster '\(topology.name)' has no primary: " + Self.whyNoPrimary(topology, now: now)
         text += "; waited \((now - started).humanText)"
         if boundByClient { text += " (the client's login timeout)" }
-        return .refuse(reason: text)
+        return .refuse(RouteRefusal(.noPrimary, text))
     }
 
     private static func whyNoPrimary(_ topology: ClusterTopology, now: ContinuousClock.Instant) -> String {
@@ -127,7 +127,7 @@ public struct Router: Sendable {
         } else {
             text += ", and no primary to fall back to"
         }
-        return .refuse(reason: text + " [\(topology.summary(now: now))]")
+        return .refuse(RouteRefusal(.noReplica, text + " [\(topology.summary(now: now))]"))
     }
 
     /// Probe latencies within this much of the best count as equal, so that EWMA noise of a

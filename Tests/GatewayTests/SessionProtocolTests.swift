@@ -1,5 +1,6 @@
 import NIOCore
 import Testing
+import Routing
 import TDS
 @testable import Gateway
 
@@ -94,14 +95,19 @@ import TDS
         #expect(untouched == loginReply(routing: false, fedAuthAck: true), "tokens are copied byte for byte when nothing is dropped")
     }
 
-    @Test func transientLoginErrorsAreRecognised() throws {
+    @Test func loginErrorsReachThePlanWithTheirNumber() throws {
         var b = ByteBuffer()
         TDSToken.error(ServerMessage(number: 40613, severity: 17, message: "not available")).write(into: &b)
         TDSToken.done(Done(status: .error)).write(into: &b)
-        #expect(try BackendLoginReply(parsing: b).isTransientFailure)
+        #expect(SessionLogin.outcome(of: try BackendLoginReply(parsing: b)) == .failed(.server(number: 40613, message: "not available")))
         var c = ByteBuffer()
-        TDSToken.error(ServerMessage(number: 18456, severity: 14, message: "Login failed")).write(into: &c)
         TDSToken.done(Done(status: .error)).write(into: &c)
-        #expect(try !BackendLoginReply(parsing: c).isTransientFailure)
+        guard case .failed(.connect) = SessionLogin.outcome(of: try BackendLoginReply(parsing: c)) else {
+            Issue.record("a reply with neither LOGINACK nor an error is a failed attempt")
+            return
+        }
+        #expect(SessionLogin.outcome(of: try BackendLoginReply(parsing: loginReply(routing: true, fedAuthAck: false)))
+            == .redirected(LoginRedirect(host: "worker.example", port: 11_001)))
+        #expect(SessionLogin.outcome(of: try BackendLoginReply(parsing: loginReply(routing: false, fedAuthAck: false))) == .loggedIn)
     }
 }

@@ -31,8 +31,12 @@ struct LoginRetryPlanTests {
     @Test func permanentErrorsGiveUpAtOnce() {
         var plan = LoginRetryPlan(deadline: clock(15))
         var rng = SplitMix64(seed: 1)
-        #expect(plan.next(after: .server(number: 18456, message: "Login failed"), on: "east", anotherEligible: true, now: clock(0), random: &rng)
-            == .giveUp(reason: "error 18456 (Login failed) from 'east' is not transient"))
+        guard case .giveUp(let stop) = plan.next(after: .server(number: 18456, message: "Login failed"), on: "east", anotherEligible: true, now: clock(0), random: &rng) else {
+            Issue.record("a permanent error ends the plan")
+            return
+        }
+        #expect(stop.kind == .notTransient && stop.errorClass == .permanent && stop.attempts == 1)
+        #expect(stop.description == "error 18456 (Login failed) from 'east' is not transient")
     }
 
     @Test func busyRetriesTheSameEndpointWithGrowingJitteredBackoff() {
@@ -54,8 +58,9 @@ struct LoginRetryPlanTests {
             #expect(delay >= step / 2 && delay <= step, "\(delay) outside [\(step / 2), \(step)]")
         }
         #expect(Set(delays).count > 1, "jitter varies the waits")
-        if case .giveUp(let reason) = plan.next(after: .server(number: 40501, message: ""), on: "east", anotherEligible: false, now: clock(6), random: &rng) {
-            #expect(reason == "gave up after 6 attempts; last: error 40501 from 'east'")
+        if case .giveUp(let stop) = plan.next(after: .server(number: 40501, message: ""), on: "east", anotherEligible: false, now: clock(6), random: &rng) {
+            #expect(stop.kind == .attemptsExhausted && stop.errorClass == .busy)
+            #expect(stop.description == "gave up after 6 attempts; last: error 40501 from 'east'")
         } else {
             Issue.record("expected to give up after maxAttempts")
         }
@@ -98,7 +103,12 @@ struct LoginRetryPlanTests {
         #expect(plan.next(after: .server(number: 40501, message: ""), on: "east", anotherEligible: false, now: clock(9), random: &rng)
             == .retrySame(after: .milliseconds(500)))
         let end = plan.next(after: .server(number: 40501, message: ""), on: "east", anotherEligible: false, now: clock(9.6), random: &rng)
-        #expect(end == .giveUp(reason: "the client's login deadline leaves no time for another attempt after 2 (last: error 40501 from 'east')"))
+        guard case .giveUp(let stop) = end else {
+            Issue.record("expected the deadline to end the plan, got \(end)")
+            return
+        }
+        #expect(stop.kind == .deadline && stop.last.endpoint == "east")
+        #expect(stop.description == "the client's login deadline leaves no time for another attempt after 2 (last: error 40501 from 'east')")
     }
 
     @Test func theSameSeedGivesTheSameWaits() {

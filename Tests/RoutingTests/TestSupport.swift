@@ -49,7 +49,7 @@ extension RouteDecision {
     }
 
     var refusal: String? {
-        if case .refuse(let reason) = self { return reason }
+        if case .refuse(let refusal) = self { return refusal.reason }
         return nil
     }
 }

@@ -38,6 +38,12 @@ enum ControlRoutes {
             HTTPRoute(.GET, "/emulator/state") { _ in
                 jsonResponse(runtime.deployment.describe())
             },
+            HTTPRoute(.GET, "/emulator/nodes/{node}/sessions") { req in
+                guard let node = req.pathParameters["node"], let counts = runtime.sessionCounts(node: node) else {
+                    return .error(.notFound, code: "unknown_node", message: "no node named '\(req.pathParameters["node"] ?? "")'")
+                }
+                return .json(.object(["node": .string(node), "open": .int(counts.open), "accepted": .int(counts.accepted)]))
+            },
             HTTPRoute(.POST, "/emulator/nodes/{node}/kill") { req in
                 await nodeOp(req) { try await runtime.kill(node: $0) }
             },

@@ -87,6 +87,11 @@ public final class AzureEmulatorRuntime: Sendable {
 
     // MARK: Control
 
+    /// A node's TCP sessions: open now, and accepted since start.
+    public func sessionCounts(node: String) -> (open: Int, accepted: Int)? {
+        listeners[node]?.sessionCounts
+    }
+
     public func kill(node: String) async throws {
         guard let l = listeners[node] else { throw EmulatorConfigError("no node named '\(node)'") }
         deployment.setAlive(node: node, false)

@@ -13,6 +13,7 @@ final class NodeListener: Sendable {
     let tls: TDSServerTLS?
     let captureDirectory: URL?
     private let state = Mutex<(listeners: [any Channel], sessions: [ObjectIdentifier: any Channel])>(([], [:]))
+    private let acceptedTotal = Atomic<Int>(0)
 
     init(env: NodeEnvironment, group: any EventLoopGroup, tls: TDSServerTLS?, captureDirectory: URL? = nil) {
         self.env = env
@@ -47,6 +48,12 @@ final class NodeListener: Sendable {
         for c in sessions { try? await c.close() }
     }
 
+    /// Connections open now, and accepted since start (for tests: did a client's session
+    /// reach this node, is it gone).
+    var sessionCounts: (open: Int, accepted: Int) {
+        (state.withLock { $0.sessions.count }, acceptedTotal.load(ordering: .relaxed))
+    }
+
     /// Closes every session (Azure drops connections on failover) but keeps listening.
     func dropSessions() {
         let sessions = state.withLock { Array($0.sessions.values) }
@@ -70,6 +77,7 @@ final class NodeListener: Sendable {
         }
         let id = ObjectIdentifier(channel)
         state.withLock { $0.sessions[id] = channel }
+        acceptedTotal.add(1, ordering: .relaxed)
         let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         let spid = env.deployment.nextSPID()
         let session = NodeSession(env: env, spid: spid, clientAddress: peer)

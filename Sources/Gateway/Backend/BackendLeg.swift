@@ -86,16 +86,20 @@ final class BackendLeg: @unchecked Sendable {
         self.framing = framing
     }
 
-    /// Connects and, in strict mode, completes TLS before any TDS byte.
+    /// Connects and, in strict mode, completes TLS before any TDS byte. The channel is
+    /// handed to `cutoff` as soon as it exists, so a deadline or a cancellation closes it
+    /// even while the TCP connect is still under way.
     static func connect(_ target: BackendTarget, on loop: any EventLoop, tls: BackendTLSContexts,
-                        tap: NIOLoopBound<SessionTap>? = nil) async throws -> BackendLeg {
+                        tap: NIOLoopBound<SessionTap>? = nil, cutoff: AttemptCutoff? = nil,
+                        connectTimeout: TimeAmount? = nil) async throws -> BackendLeg {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(target.connectTimeout)
+                .connectTimeout(connectTimeout ?? target.connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { ch in
-                    ch.eventLoop.makeCompletedFuture {
+                    cutoff?.attach(ch)
+                    return ch.eventLoop.makeCompletedFuture {
                         try ch.pipeline.syncOperations.addHandler(TDSClientTransportHandler())
                         // Right above the transport, so TLS (added after the transport) lands below it.
                         if let tap { try ch.pipeline.syncOperations.addHandler(PacketTapHandler(leg: .backend, tap: tap.value)) }

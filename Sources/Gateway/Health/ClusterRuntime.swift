@@ -71,9 +71,12 @@ final class ClusterRuntime: Sendable {
     func endpoint(named name: String) -> EndpointConfig? { config.endpoint(named: name) }
 
     /// An endpoint for a new session, waiting (bounded) while the cluster has no primary.
-    func route(intent: SessionIntent, database: String, options: RouteOptions, deadline: ContinuousClock.Instant, avoiding: Set<String>) async -> RouteDecision {
+    /// Never answers `.wait`; a cancelled task (the client left) stops waiting at once.
+    func route(intent: SessionIntent, database: String, options: RouteOptions, deadline: ContinuousClock.Instant,
+               avoiding: Set<String>) async throws(CancellationError) -> RouteDecision {
         let waitingSince = ContinuousClock.now
         while true {
+            if Task.isCancelled { throw CancellationError() }
             let now = ContinuousClock.now
             let decision = state.withLock { s in
                 s.router.decide(intent: intent, database: database, options: options, topology: s.topology, now: now,
@@ -85,17 +88,50 @@ final class ClusterRuntime: Sendable {
         }
     }
 
-    /// Suspends until the topology changes (a primary appears) or `until`. The waiter is
-    /// registered before its timeout is armed, so an instant already past still wakes it.
+    /// Whether a session that failed on the endpoints in `besides` has somewhere else to go:
+    /// another eligible replica, or the primary as a read fallback. Writes have only the
+    /// primary.
+    func hasAlternative(intent: SessionIntent, options: RouteOptions, besides: Set<String>) -> Bool {
+        guard intent == .readOnly, options.readTarget != .primary else { return false }
+        return state.withLock { s in
+            var replicas = s.topology.eligibleReplicas
+            if let allowed = options.replicas { replicas = replicas.filter { allowed.contains($0.name) } }
+            if replicas.contains(where: { !besides.contains($0.name) }) { return true }
+            guard options.allowReadOnlyFallbackToPrimary, let p = s.topology.primaryEndpoint else { return false }
+            return p.isWriteCandidate && p.health.admin.acceptsNewSessions && !besides.contains(p.name)
+        }
+    }
+
+    /// Logins waiting for a primary now.
+    var waitingLogins: Int { state.withLock { $0.waiters.count } }
+
+    /// Suspends until the topology changes (a primary appears), `until`, or the task is
+    /// cancelled. The waiter is registered before its timeout is armed, so an instant already
+    /// past still wakes it; registering checks for cancellation under the same lock that
+    /// the cancellation handler takes, so a cancel cannot slip between the two.
     private func waitForChange(until: ContinuousClock.Instant) async {
         let id = UUID()
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            state.withLock { $0.waiters[id] = c }
-            Task {
-                try? await Task.sleep(until: until, clock: .continuous)
-                self.wake(id)
+        var timer: Task<Void, Never>?
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let cancelled = state.withLock { s -> Bool in
+                    if Task.isCancelled { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if cancelled {
+                    c.resume()
+                    return
+                }
+                timer = Task {
+                    try? await Task.sleep(until: until, clock: .continuous)
+                    self.wake(id)
+                }
             }
+        } onCancel: {
+            self.wake(id)
         }
+        timer?.cancel()
     }
 
     private func wake(_ id: UUID) {

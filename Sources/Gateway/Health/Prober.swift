@@ -23,30 +23,35 @@ struct Prober {
         }
     }
 
+    /// One probe, bounded by the probe timeout: the login plan's deadline bounds every
+    /// attempt (connect, TLS, LOGIN7 reply), and the role queries get what is left.
     func probeOnce() async -> ProbeResult {
         let started = ContinuousClock.now
-        let work = Task { await self.loginAndQuery(started: started) }
+        let deadline = started + .milliseconds(probe.timeoutMs)
+        let work = Task { await self.loginAndQuery(started: started, deadline: deadline) }
         let timeout = Task {
-            try? await Task.sleep(for: .milliseconds(probe.timeoutMs))
+            try? await Task.sleep(until: deadline, clock: .continuous)
             work.cancel()
         }
-        let result = await work.value
+        let result = await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
         timeout.cancel()
-        if ContinuousClock.now - started > .milliseconds(probe.timeoutMs), case .success = result {
+        if ContinuousClock.now > deadline, case .success = result {
             return .failure(.timeout)
         }
         return result
     }
 
-    private func loginAndQuery(started: ContinuousClock.Instant) async -> ProbeResult {
+    /// Logs in as a client would, executing the same plan as session logins (one limit for
+    /// redirects), placed on this endpoint and without retries: a failed probe is a
+    /// verdict, and `rise`/`fall` smooth it.
+    private func loginAndQuery(started: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async -> ProbeResult {
         let token: AccessToken
         do {
             token = try await context.tokens.token(identity: probe.identity)
         } catch {
+            if Task.isCancelled { return .failure(.timeout) }
             return .failure(.other("no token for probe identity '\(probe.identity)': \(error)"))
         }
-        var target = BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.config.caFile,
-                                   strict: cluster.config.strict, connectTimeout: .milliseconds(Int64(probe.timeoutMs)))
         let database = probe.database ?? cluster.config.databases.first ?? ""
         let accessToken = token.token
         let serverName = endpoint.host
@@ -56,26 +61,36 @@ struct Prober {
             l.optionFlags3 |= 0x10
             return l.replacingCredentials(accessToken: accessToken, echo: echo, nonce: nonce)
         }
-        for _ in 0..<5 {
-            if Task.isCancelled { return .failure(.timeout) }
-            switch await BackendLoginAttempt(context: context, eventLoop: eventLoop).run(target: target, login: login) {
-            case .failure(let e):
-                return .failure(.connect(e.description))
-            case .success(let (leg, reply, _)):
-                if reply.loggedIn, let routing = reply.routing {
-                    leg.close()
-                    if cluster.config.connectionPolicy == "proxy" {
-                        return .failure(.other("redirected to \(routing.host):\(routing.port) although the cluster is pinned to the Proxy connection policy"))
-                    }
-                    target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: target.caFile,
-                                           strict: target.strict, connectTimeout: target.connectTimeout)
-                    continue
+        var plan = BackendLoginPlan(placement: .fixed(endpoint.name), deadline: deadline,
+                                    followsRedirects: cluster.config.connectionPolicy != "proxy",
+                                    policy: LoginRetryPolicy(maxAttempts: 1))
+        // No retries, so no jitter is ever drawn; the generator only satisfies the plan.
+        var random = SystemRandomNumberGenerator()
+        var leg: BackendLeg?
+        var action = plan.start(now: .now)
+        while true {
+            switch action {
+            case .route, .backOff:
+                preconditionFailure("a probe plan is fixed to its endpoint and makes one attempt")
+            case .attempt(let target, let attemptDeadline):
+                let dial = target.redirect.map {
+                    BackendTarget(host: $0.host, port: $0.port, tlsName: $0.host, caFile: cluster.config.caFile,
+                                  strict: cluster.config.strict, connectTimeout: .milliseconds(Int64(probe.timeoutMs)))
+                } ?? BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.config.caFile,
+                                   strict: cluster.config.strict, connectTimeout: .milliseconds(Int64(probe.timeoutMs)))
+                let outcome: LoginAttemptOutcome
+                switch await BackendLoginAttempt(tls: context.backendTLS, eventLoop: eventLoop).run(target: dial, deadline: attemptDeadline, login: login) {
+                case .failure(let failure):
+                    outcome = .failed(failure.loginFailure ?? .timedOut)
+                case .success(let reply):
+                    outcome = SessionLogin.outcome(of: reply.parsed)
+                    if outcome == .loggedIn { leg = reply.leg } else { reply.leg.close() }
                 }
-                guard reply.loggedIn else {
-                    leg.close()
-                    let e = reply.errors.first
-                    return .failure(.login(number: e?.number ?? 18456, message: e?.message ?? "no LOGINACK"))
-                }
+                action = plan.attemptEnded(outcome, now: .now, random: &random).action
+            case .giveUp(let why):
+                return .failure(Self.failureReason(why))
+            case .loggedIn:
+                guard let leg else { preconditionFailure("logged in without a leg") }
                 defer { leg.close() }
                 do {
                     let updateability = try await scalarText(leg, RoleProbe.updateabilityQuery)
@@ -94,7 +109,15 @@ struct Prober {
                 }
             }
         }
-        return .failure(.other("more than 5 redirects"))
+    }
+
+    /// A probe's failed login in the terms of endpoint health.
+    static func failureReason(_ giveUp: LoginGiveUp) -> FailureReason {
+        switch giveUp {
+        case .failed(let stop): stop.last.failure.asFailureReason
+        case .deadlinePassed: .timeout
+        case .tooManyRedirects, .redirectNotAllowed, .unroutable: .other("\(giveUp)")
+        }
     }
 
     private func rows(_ leg: BackendLeg, _ sql: String) async throws -> [[TDSValue]] {

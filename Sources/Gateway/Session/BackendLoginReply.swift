@@ -10,14 +10,6 @@ struct BackendLoginReply {
     var database: String?
     var fedAuthInfo: FedAuthInfo?
 
-    /// Error numbers Azure SQL and drivers treat as transient at login (field guide section 7).
-    static let transientErrors: Set<Int32> = [4060, 4221, 10928, 10929, 40197, 40501, 40613, 42108, 42109,
-                                               49918, 49919, 49920, 40143, 40540, 40020, 40166, 3961, 1219, 3947]
-
-    var isTransientFailure: Bool {
-        !loggedIn && errors.contains { Self.transientErrors.contains($0.number) }
-    }
-
     init(parsing payload: ByteBuffer) throws {
         var buffer = payload
         var scanner = TDSTokenScanner()

@@ -36,15 +36,32 @@ struct SessionLogin {
     /// The client negotiated MARS: the backend leg asks for it too (SMP starts after login).
     var mars = false
 
-    static let maxRedirects = 10
-    static let maxTransientRetries = 4
-
+    /// Runs the whole login. Cancelling the task that runs it (the client left, or its
+    /// login deadline fired) stops every wait in it at once: the throttle, the primary wait,
+    /// the token fetch, a backoff, a backend attempt (whose connection is closed); a
+    /// logged-in backend leg not yet handed over is closed too. It then throws
+    /// `LoginRefusal.cancelled`.
     func run(_ login: Login7) async throws(LoginRefusal) -> SessionLoginResult {
         let started = ContinuousClock.now
-        if context.throttle.isBlocked(clientAddress) {
+        // "May this address try" and "count this failure" are one step: the ticket holds a
+        // place in the address's budget until the credentials' verdict settles it.
+        guard let ticket = await context.throttle.admit(clientAddress) else {
+            if Task.isCancelled { throw .cancelled }
             throw LoginRefusal(message: "Login failed: too many failed logins from \(clientAddress); try again later.")
         }
-        let principal = try await authenticate(login)
+        let principal: Principal
+        switch await checkCredentials(login) {
+        case .accepted(let p):
+            ticket.settle(.succeeded)
+            principal = p
+        case .refused(let refusal):
+            ticket.settle(.failed)
+            throw refusal
+        case .notChecked(let refusal):
+            ticket.settle(.withdrawn)
+            throw refusal
+        }
+        if Task.isCancelled { throw .cancelled }
         guard let runtime = context.cluster(for: listener) else {
             throw LoginRefusal(message: "Login failed: listener '\(listener.name)' has no cluster to send sessions to.")
         }
@@ -74,18 +91,45 @@ struct SessionLogin {
                                         rule: rule, forceReadOnly: forceReadOnly, deadline: deadline)
     }
 
-    private func authenticate(_ login: Login7) async throws(LoginRefusal) -> Principal {
+    /// What the client's credentials came to. Only a verdict on them (accepted or refused)
+    /// feeds the throttle; a login that cannot be checked here (a method the listener does
+    /// not offer) says nothing about the address.
+    private enum CredentialCheck {
+        case accepted(Principal)
+        case refused(LoginRefusal)
+        case notChecked(LoginRefusal)
+    }
+
+    private func checkCredentials(_ login: Login7) async -> CredentialCheck {
         if login.integratedSecurity {
-            return try await authenticateKerberos(login)
+            return await checkKerberos(login)
         }
-        return try await authenticateCredentials(login)
+        switch login.fedAuth {
+        case .securityToken(let token, _, _)?:
+            guard let validator = context.entraValidators[listener.name] else {
+                return .notChecked(LoginRefusal(message: "Login failed: listener '\(listener.name)' does not accept Entra access tokens; use a SQL login."))
+            }
+            do {
+                return .accepted(try await validator.validate(token))
+            } catch {
+                if Task.isCancelled { return .notChecked(.cancelled) }
+                return .refused(LoginRefusal(message: "Login failed: the Entra access token was refused: \(error)."))
+            }
+        case .msal?:
+            return .notChecked(LoginRefusal(message: "Login failed: tdsgate accepts Entra access tokens (ActiveDirectoryAccessToken); the interactive/MSAL authentication workflow is not supported."))
+        case nil:
+            guard let p = await context.verifyPassword(user: login.userName, password: login.password) else {
+                return .refused(LoginRefusal(message: "Login failed for user '\(login.userName)'."))
+            }
+            return .accepted(p)
+        }
     }
 
     /// Integrated security: tdsgate is the GSSAPI acceptor; more legs go through SSPI
     /// messages until the context is established or refused.
-    private func authenticateKerberos(_ login: Login7) async throws(LoginRefusal) -> Principal {
+    private func checkKerberos(_ login: Login7) async -> CredentialCheck {
         guard let acceptor = context.kerberosAcceptors[listener.name] else {
-            throw LoginRefusal(message: "Login failed: integrated (Windows/Kerberos) authentication is not enabled on listener '\(listener.name)'; use a SQL login or an Entra access token.")
+            return .notChecked(LoginRefusal(message: "Login failed: integrated (Windows/Kerberos) authentication is not enabled on listener '\(listener.name)'; use a SQL login or an Entra access token."))
         }
         var exchange = acceptor.startExchange()
         var token = login.sspi
@@ -93,165 +137,162 @@ struct SessionLogin {
             switch exchange.step(token) {
             case .continueNeeded(let reply):
                 guard let sspi else {
-                    throw LoginRefusal(message: "Login failed: the Kerberos exchange needs another step and this session cannot carry one.")
+                    return .notChecked(LoginRefusal(message: "Login failed: the Kerberos exchange needs another step and this session cannot carry one."))
                 }
                 do {
                     token = try await sspi.exchange(reply)
                 } catch {
-                    context.throttle.recordFailure(clientAddress)
-                    throw LoginRefusal(message: "Login failed: the Kerberos exchange did not complete: \(error).", countsAsFailure: true)
+                    if Task.isCancelled { return .notChecked(.cancelled) }
+                    return .refused(LoginRefusal(message: "Login failed: the Kerberos exchange did not complete: \(error)."))
                 }
             case .accepted(let identity, _):
                 // The acceptor's last token (the mutual-authentication AP-REP) is not sent:
                 // SQL Server sends SSPI tokens only while it needs another leg, and ODBC
                 // Driver 18 answers an SSPI token next to LOGINACK with one more SSPI
                 // message and waits, so the login never completes.
-                context.throttle.recordSuccess(clientAddress)
-                return Principal(method: .kerberos, name: identity.mappedName, kerberosPrincipal: identity.principal)
+                return .accepted(Principal(method: .kerberos, name: identity.mappedName, kerberosPrincipal: identity.principal))
             case .refused(let refusal):
-                context.throttle.recordFailure(clientAddress)
                 context.logger.notice("kerberos login refused", metadata: [
                     "client": "\(clientAddress)", "listener": "\(listener.name)", "code": "\(refusal.code.rawValue)",
                     "detail": "\(refusal.detail ?? "")",
                 ])
-                throw LoginRefusal(message: "Login failed: Kerberos: \(refusal.message)", countsAsFailure: true)
+                return .refused(LoginRefusal(message: "Login failed: Kerberos: \(refusal.message)"))
             }
         }
     }
 
-    private func authenticateCredentials(_ login: Login7) async throws(LoginRefusal) -> Principal {
-        switch login.fedAuth {
-        case .securityToken(let token, _, _)?:
-            guard let validator = context.entraValidators[listener.name] else {
-                throw LoginRefusal(message: "Login failed: listener '\(listener.name)' does not accept Entra access tokens; use a SQL login.", countsAsFailure: true)
-            }
-            do {
-                let p = try await validator.validate(token)
-                context.throttle.recordSuccess(clientAddress)
-                return p
-            } catch {
-                context.throttle.recordFailure(clientAddress)
-                throw LoginRefusal(message: "Login failed: the Entra access token was refused: \(error).", countsAsFailure: true)
-            }
-        case .msal?:
-            throw LoginRefusal(message: "Login failed: tdsgate accepts Entra access tokens (ActiveDirectoryAccessToken); the interactive/MSAL authentication workflow is not supported.")
-        case nil:
-            guard let p = await context.verifyPassword(user: login.userName, password: login.password) else {
-                context.throttle.recordFailure(clientAddress)
-                throw LoginRefusal(message: "Login failed for user '\(login.userName)'.", countsAsFailure: true)
-            }
-            context.throttle.recordSuccess(clientAddress)
-            return p
-        }
-    }
-
+    /// Carries out the backend login plan: each action is one step of I/O (route, one
+    /// attempt, a backoff), each result goes back in as an input. Every decision (redirects,
+    /// retries, backoff, rerouting, what counts against an endpoint, the refusal) is the
+    /// plan's.
     private func connectBackend(login: Login7, principal: Principal, runtime: ClusterRuntime, database: String,
                                 rule: PolicyRule, forceReadOnly: Bool, deadline: ContinuousClock.Instant) async throws(LoginRefusal) -> SessionLoginResult {
         let cluster = runtime.config
         let intent = SessionIntent(readOnlyIntent: login.readOnlyIntent, writeAllowed: !forceReadOnly)
         let matchedRule = runtime.rules.match(intent: intent, database: database, principalRoles: principal.routingNames)
-        var avoiding: Set<String> = []
-        var hops = 0
-        var retries = 0
-        var lastProblem = ""
+        var plan = BackendLoginPlan(placement: .router, deadline: deadline, followsRedirects: cluster.connectionPolicy != "proxy")
+        var random = SystemRandomNumberGenerator()
         var routeReason = RouteReason.primary
+        var endpoint: EndpointConfig?
+        var loggedIn: BackendLoginAttempt.Reply?
+        let tag = (rule.tagAppName || listener.tagSessions) ? sessionTag(principal: principal.name) : nil
+        var action = plan.start(now: .now)
         while true {
-            if ContinuousClock.now >= deadline {
-                // Not a transient number: tdsgate has already waited and retried, and drivers
-                // would retry a 40613 until their own timeout and hide this message.
-                throw LoginRefusal(state: 2,
-                                   message: "Login failed: cluster '\(cluster.name)' did not complete the login in time (\(cluster.loginTimeoutMs) ms). Last problem: \(lastProblem)")
+            if Task.isCancelled {
+                loggedIn?.leg.close()
+                throw .cancelled
             }
-            let endpointName: String
-            switch await runtime.route(intent: intent, database: database, options: matchedRule.options, deadline: deadline, avoiding: avoiding) {
-            case .refuse(let reason):
-                throw LoginRefusal(state: 2, message: "Login failed: \(reason)")
-            case .wait:
-                continue
-            case .endpoint(let name, let reason):
-                endpointName = name
-                routeReason = reason
-            }
-            guard let endpoint = runtime.endpoint(named: endpointName) else { continue }
-            var target = BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.caFile,
-                                       strict: cluster.strict, connectTimeout: .milliseconds(Int64(cluster.connectTimeoutMs)))
-            // Redirect hops for this endpoint.
-            while true {
+            switch action {
+            case .route(let avoiding):
+                let decision: RouteDecision
+                do {
+                    decision = try await runtime.route(intent: intent, database: database, options: matchedRule.options,
+                                                       deadline: deadline, avoiding: avoiding)
+                } catch {
+                    throw .cancelled
+                }
+                switch decision {
+                case .refuse(let refusal):
+                    action = plan.routeRefused(refusal)
+                case .wait:
+                    continue   // route() waits itself and never answers .wait
+                case .endpoint(let name, let reason):
+                    guard let chosen = runtime.endpoint(named: name) else {
+                        preconditionFailure("the router chose '\(name)', which cluster '\(cluster.name)' does not configure")
+                    }
+                    endpoint = chosen
+                    routeReason = reason
+                    var onReplica = false
+                    if case .replica = reason { onReplica = true }
+                    action = plan.routed(to: name, onReplica: onReplica,
+                                         anotherEligible: runtime.hasAlternative(intent: intent, options: matchedRule.options,
+                                                                                 besides: plan.failedEndpoints.union([name])),
+                                         now: .now)
+                }
+            case .attempt(let target, let attemptDeadline):
+                guard let endpoint, endpoint.name == target.endpoint else {
+                    preconditionFailure("an attempt for '\(target.endpoint)' that the router did not choose")
+                }
                 let token: AccessToken
                 do {
                     token = try await context.tokens.token(identity: rule.backendIdentity)
                 } catch {
+                    if Task.isCancelled { throw .cancelled }
                     throw LoginRefusal(message: "Login failed: tdsgate could not get an access token for backend identity '\(rule.backendIdentity)': \(error)")
                 }
-                let tag = (rule.tagAppName || listener.tagSessions) ? sessionTag(principal: principal.name) : nil
                 let accessToken = token.token
                 let backendLogin: BackendLoginAttempt.Login7Builder = { echo, nonce in
                     backendLogin7(from: login, accessToken: accessToken, fedAuthEcho: echo, nonce: nonce,
                                   appNameTag: tag, forceReadOnly: forceReadOnly)
                 }
-                let attempt = await BackendLoginAttempt(context: context, eventLoop: eventLoop, tap: tap).run(target: target, login: backendLogin, mars: mars)
-                switch attempt {
-                case .failure(let e):
-                    lastProblem = e.description
-                    runtime.recordPassiveFailure(.connect(e.description), for: endpointName)
-                case .success(let (leg, reply, payload)):
-                    if reply.loggedIn, let routing = reply.routing {
-                        leg.close()
-                        if cluster.connectionPolicy == "proxy" {
-                            throw LoginRefusal(state: 2, message: "Login failed: cluster '\(cluster.name)' is pinned to the Proxy connection policy, but endpoint '\(endpointName)' redirected tdsgate to \(routing.host):\(routing.port); set the server's connection policy to Proxy, or connection_policy: redirect.")
-                        }
-                        hops += 1
-                        guard hops <= Self.maxRedirects else {
-                            throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' redirected more than \(Self.maxRedirects) times.")
-                        }
-                        // The worker's certificate must carry the name Azure redirected to.
-                        target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: cluster.caFile,
-                                               strict: cluster.strict, connectTimeout: target.connectTimeout)
-                        continue
-                    }
-                    if reply.loggedIn {
-                        do {
-                            let clientReply = try clientLoginReply(payload, clientFeatures: Set(login.features.map(\.id)),
-                                                                   clientSentFeatureExt: login.hasFeatureExtension)
-                            context.record(.backendChosen(
-                                session: auditSession, cluster: cluster.name, endpoint: endpointName,
-                                role: runtime.currentPrimary == endpointName ? .primary : (endpoint.geo ? .geoSecondary : .secondary),
-                                backendIdentity: rule.backendIdentity, redirectHops: hops, retries: retries,
-                                routeReason: matchedRule.rule.map { "rule \($0): \(routeReason)" } ?? "\(routeReason)"))
-                            return SessionLoginResult(backend: leg, clientReply: clientReply, principal: principal, cluster: runtime,
-                                                      endpoint: endpointName, intent: intent, database: reply.database ?? database,
-                                                      hops: hops, retries: retries, backendIdentity: rule.backendIdentity)
-                        } catch {
-                            leg.close()
-                            throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
-                        }
-                    }
-                    leg.close()
-                    let first = reply.errors.first
-                    lastProblem = first.map { "error \($0.number): \($0.message)" } ?? "no LOGINACK"
-                    guard reply.isTransientFailure else {
-                        throw LoginRefusal(number: first?.number ?? 18456, severity: first?.severity ?? 14, state: first?.state ?? 1,
-                                           message: "Azure SQL (cluster '\(cluster.name)', \(target)) refused tdsgate's login with backend identity '\(rule.backendIdentity)': \(first?.message ?? "no reason given")")
-                    }
-                    runtime.recordPassiveFailure(.login(number: first?.number ?? 0, message: first?.message ?? ""), for: endpointName)
+                let result = await BackendLoginAttempt(tls: context.backendTLS, eventLoop: eventLoop, tap: tap)
+                    .run(target: backendTarget(target, endpoint: endpoint, cluster: cluster), deadline: attemptDeadline,
+                         login: backendLogin, mars: mars)
+                let outcome: LoginAttemptOutcome
+                switch result {
+                case .failure(.cancelled):
+                    throw .cancelled
+                case .failure(let failure):
+                    outcome = .failed(failure.loginFailure ?? .timedOut)
+                case .success(let reply):
+                    outcome = Self.outcome(of: reply.parsed)
+                    if outcome == .loggedIn { loggedIn = reply } else { reply.leg.close() }
                 }
-                break
+                let step = plan.attemptEnded(outcome, now: .now, random: &random)
+                if let failure = step.endpointFailure {
+                    runtime.recordPassiveFailure(failure.reason, for: failure.endpoint)
+                }
+                action = step.action
+            case .backOff(let delay):
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    throw .cancelled
+                }
+                action = plan.backOffEnded(now: .now)
+            case .loggedIn:
+                guard let reply = loggedIn, let endpoint else { preconditionFailure("logged in without a leg") }
+                do {
+                    let clientReply = try clientLoginReply(reply.payload, clientFeatures: Set(login.features.map(\.id)),
+                                                           clientSentFeatureExt: login.hasFeatureExtension)
+                    context.record(.backendChosen(
+                        session: auditSession, cluster: cluster.name, endpoint: endpoint.name,
+                        role: runtime.currentPrimary == endpoint.name ? .primary : (endpoint.geo ? .geoSecondary : .secondary),
+                        backendIdentity: rule.backendIdentity, redirectHops: plan.hops, retries: plan.retries,
+                        routeReason: matchedRule.rule.map { "rule \($0): \(routeReason)" } ?? "\(routeReason)"))
+                    return SessionLoginResult(backend: reply.leg, clientReply: clientReply, principal: principal, cluster: runtime,
+                                              endpoint: endpoint.name, intent: intent, database: reply.parsed.database ?? database,
+                                              hops: plan.hops, retries: plan.retries, backendIdentity: rule.backendIdentity)
+                } catch {
+                    reply.leg.close()
+                    throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
+                }
+            case .giveUp(let why):
+                throw LoginRefusal(why, cluster: cluster, database: database, backendIdentity: rule.backendIdentity)
             }
-            // A failed or transient attempt: back off, then route again (another endpoint
-            // when the cluster has one).
-            guard retries < Self.maxTransientRetries, ContinuousClock.now + backoff(retries) < deadline else {
-                throw LoginRefusal(message: "Login failed: cluster '\(cluster.name)' is unreachable: \(lastProblem)")
-            }
-            try? await Task.sleep(for: backoff(retries))
-            retries += 1
-            avoiding.insert(endpointName)
         }
     }
 
-    /// Jittered exponential backoff: 100 ms, 200 ms, 400 ms ... plus up to 50% jitter.
-    private func backoff(_ attempt: Int) -> Duration {
-        let base = 100 * (1 << min(attempt, 6))
-        return .milliseconds(base + Int.random(in: 0...(base / 2)))
+    /// Where an attempt dials: the endpoint, or the worker it redirected to (whose
+    /// certificate must carry the name Azure redirected to).
+    private func backendTarget(_ target: LoginAttemptTarget, endpoint: EndpointConfig, cluster: ClusterConfig) -> BackendTarget {
+        let timeout = TimeAmount.milliseconds(Int64(cluster.connectTimeoutMs))
+        if let to = target.redirect {
+            return BackendTarget(host: to.host, port: to.port, tlsName: to.host, caFile: cluster.caFile, strict: cluster.strict, connectTimeout: timeout)
+        }
+        return BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.caFile,
+                             strict: cluster.strict, connectTimeout: timeout)
     }
 
+    /// Azure's answer to one LOGIN7, for the plan.
+    static func outcome(of reply: BackendLoginReply) -> LoginAttemptOutcome {
+        if reply.loggedIn {
+            if let routing = reply.routing { return .redirected(LoginRedirect(host: routing.host, port: routing.port)) }
+            return .loggedIn
+        }
+        guard let first = reply.errors.first else {
+            return .failed(.connect("the server answered the login with neither LOGINACK nor an error"))
+        }
+        return .failed(.server(number: first.number, message: first.message))
+    }
 }
