@@ -46,7 +46,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     static func startProxy(runtime rt: AzureEmulatorRuntime, group: any EventLoopGroup, stateDirectory dir: URL, basePort: Int?,
                            dump: String? = nil)
-        async throws -> (ports: [String: Any], banner: String, stop: @Sendable () async -> Void)
+        async throws -> (ports: [String: Any], banner: String, proxy: GatewayServer)
     {
         let leaf = try rt.pki.issueServerCertificate(hosts: ["localhost", "127.0.0.1", "::1"], validityDays: 30)
         try leaf.certificatePEM.write(to: dir.appendingPathComponent("proxy.pem"), atomically: true, encoding: .utf8)
@@ -105,6 +105,6 @@ struct DemoCommand: AsyncParsableCommand {
           Admin API: http://127.0.0.1:\(adminPort)  (tdsgate status --admin-url http://127.0.0.1:\(adminPort))
           Entra token clients: get a token from \(d["token_url"] as? String ?? "") (client_credentials, client_id \(ci?.clientID ?? "?")) and pass it as an access token.
         """
-        return (ports, banner, { await server.stop() })
+        return (ports, banner, server)
     }
 }

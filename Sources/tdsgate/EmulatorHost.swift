@@ -1,16 +1,19 @@
 import AzureEmulator
 import Foundation
+import Gateway
 import Logging
 import NIOCore
 import NIOPosix
 
-/// Starts an emulated deployment and keeps it running until SIGINT/SIGTERM.
+/// Starts an emulated deployment (and, for the demo, the proxy in front of it) and runs it
+/// under the same lifecycle as `tdsgate run` until SIGINT/SIGTERM.
 enum EmulatorHost {
     /// `extra` runs once the emulator is up (the demo starts the proxy there); what it
-    /// returns is merged into the ports file and printed after the emulator's banner.
+    /// returns is merged into the ports file and printed after the emulator's banner, and
+    /// its proxy is stopped before the emulator.
     static func run(config: EmulatorConfig, basePort: Int?, portsFile: String?, stateDirectory: String?, captureDirectory: String? = nil,
                     banner: (AzureEmulatorRuntime) -> String,
-                    extra: ((AzureEmulatorRuntime, any EventLoopGroup, URL) async throws -> (ports: [String: Any], banner: String, stop: @Sendable () async -> Void))? = nil) async throws {
+                    extra: ((AzureEmulatorRuntime, any EventLoopGroup, URL) async throws -> (ports: [String: Any], banner: String, proxy: GatewayServer))? = nil) async throws {
         var config = config
         try config.resolvePorts(base: basePort)
         LoggingSystem.bootstrap { label in
@@ -26,65 +29,46 @@ enum EmulatorHost {
         try await runtime.start()
         var description = runtime.portsDescription()
         var text = banner(runtime)
-        var stopExtra: (@Sendable () async -> Void)?
+        var proxy: GatewayServer?
         if let extra {
             let added = try await extra(runtime, group, dir)
             description.merge(added.ports) { _, new in new }
             text += "\n" + added.banner
-            stopExtra = added.stop
+            proxy = added.proxy
         }
-        if let portsFile {
-            let data = try JSONSerialization.data(withJSONObject: description, options: [.prettyPrinted, .sortedKeys])
-            // Written to a temporary name and renamed, so readers never see half a file.
-            let tmp = portsFile + ".tmp"
-            try data.write(to: URL(fileURLWithPath: tmp))
-            _ = rename(tmp, portsFile)
+        let server = proxy
+        let ports = try JSONSerialization.data(withJSONObject: description, options: [.prettyPrinted, .sortedKeys])
+        let shownText = text
+        // The proxy stops first (its sessions use the emulator), then the emulator.
+        let emulator = TeardownService("emulator") {
+            logger.info("shutting down")
+            await runtime.stop()
         }
-        print(text)
-        fflush(nil)
-        await waitForTermination()
-        logger.info("shutting down")
-        if let stopExtra { await stopExtra() }
-        await runtime.stop()
+        let lifecycle = ProcessLifecycle(
+            services: [emulator] + (server.map { [$0] } ?? []),
+            notifier: SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment, logger: logger), logger: logger,
+            ready: {
+                // Written once the signal handlers are in place: whoever waits for this file
+                // may stop the process at once.
+                if let portsFile {
+                    // Written to a temporary name and renamed, so readers never see half a file.
+                    let tmp = portsFile + ".tmp"
+                    do {
+                        try ports.write(to: URL(fileURLWithPath: tmp))
+                        _ = rename(tmp, portsFile)
+                    } catch {
+                        logger.error("cannot write the ports file", metadata: ["file": "\(portsFile)", "reason": "\(error)"])
+                    }
+                }
+                print(shownText)
+                fflush(nil)
+                return server == nil ? "emulator running" : "emulator and proxy running"
+            },
+            reload: server.map { server -> @Sendable () async -> String in
+                { _ = server.reloadCertificates(); return "emulator and proxy running; proxy certificates reloaded" }
+            },
+            force: { server?.forceShutdown() })
+        try await lifecycle.run()
         try await group.shutdownGracefully()
     }
-
-    /// Suspends until SIGINT or SIGTERM.
-    static func waitForTermination() async {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queue = DispatchQueue(label: "tdsgate.signals")
-            let once = OnceFlag()
-            var sources: [any DispatchSourceSignal] = []
-            for sig in [SIGINT, SIGTERM] {
-                let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                s.setEventHandler {
-                    if once.set() { continuation.resume() }
-                }
-                s.resume()
-                sources.append(s)
-            }
-            SignalSources.keep(sources)
-        }
-    }
-}
-
-/// Runs a continuation once even if both signals arrive.
-final class OnceFlag: @unchecked Sendable {
-    private var done = false
-    private let lock = NSLock()
-    func set() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if done { return false }
-        done = true
-        return true
-    }
-}
-
-/// Keeps signal sources alive for the life of the process.
-enum SignalSources {
-    nonisolated(unsafe) static var held: [any DispatchSourceSignal] = []
-    static func keep(_ s: [any DispatchSourceSignal]) { held += s }
 }

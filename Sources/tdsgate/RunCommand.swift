@@ -9,7 +9,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the proxy with a YAML configuration (see Configs/tdsgate.yaml).",
-        discussion: "SIGHUP reloads listener certificates; SIGTERM/SIGINT stop accepting and let sessions finish for shutdown_grace_seconds."
+        discussion: "SIGHUP reloads listener certificates; SIGTERM/SIGINT stop accepting and let sessions finish for shutdown_grace_seconds (a second signal closes them at once). With NOTIFY_SOCKET set (systemd Type=notify), reports READY=1, RELOADING=1 and STOPPING=1."
     )
 
     @Option(help: "The configuration file.")
@@ -39,23 +39,28 @@ struct RunCommand: AsyncParsableCommand {
             return h
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let server = try GatewayServer(config: cfg, group: group, logger: Logger(label: "tdsgate"))
-        try await server.start()
-        let hup = Signals.on(SIGHUP) { server.reloadCertificates() }
-        await EmulatorHost.waitForTermination()
-        hup.cancel()
-        await server.shutdown(grace: .seconds(cfg.shutdownGraceSeconds))
+        let logger = Logger(label: "tdsgate")
+        let notifier = SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment, logger: logger)
+        let server = try GatewayServer(config: cfg, group: group, logger: logger, notifier: notifier)
+        let ports: [String: Int]
+        do {
+            ports = try await server.start()
+        } catch {
+            // A port in use: nothing runs yet, but the HTTP client must not be left open.
+            try? await server.httpClient.shutdown()
+            throw error
+        }
+        let listening = ports.sorted { $0.key < $1.key }.map { "\($0.key) on :\($0.value)" }.joined(separator: ", ")
+        let lifecycle = ProcessLifecycle(
+            services: [server], notifier: notifier, logger: logger,
+            ready: { "accepting connections (\(listening))" },
+            reload: {
+                let outcome = server.reloadCertificates()
+                if outcome.failed.isEmpty { return "accepting connections; certificates reloaded" }
+                return "accepting connections; certificate reload failed for \(outcome.failed.joined(separator: ", ")) (kept the previous one)"
+            },
+            force: { server.forceShutdown() })
+        try await lifecycle.run()
         try await group.shutdownGracefully()
-    }
-}
-
-/// A signal handler that runs a closure on each delivery until cancelled.
-enum Signals {
-    static func on(_ signal: Int32, _ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
-        Foundation.signal(signal, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signal, queue: DispatchQueue(label: "tdsgate.signal.\(signal)"))
-        source.setEventHandler(handler: action)
-        source.resume()
-        return source
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 import HTTPServerKit
 import TDSNIO
@@ -47,20 +48,26 @@ final class ListenerCertificate: Sendable {
 }
 
 /// tdsgate's listeners: accepts client connections and runs a session on each.
-public final class GatewayServer: Sendable {
+///
+/// `start()` binds the listeners and the admin API (so a bad port fails before anything
+/// runs); `run()`, as a service, runs everything else and, on graceful shutdown, takes it
+/// all down in order (`GatewayServices`).
+public final class GatewayServer: Service, Sendable {
     let context: GatewayContext
     let group: any EventLoopGroup
     private let listeners = Mutex<[any Channel]>([])
     private let sessions = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let certificates = Mutex<[String: ListenerCertificate]>([:])
     private let sessionCounter = Mutex(0)
-    private let watcher = Mutex<Task<Void, Never>?>(nil)
-    private let probers = Mutex<[Task<Void, Never>]>([])
     private let admin = Mutex<HTTPServer?>(nil)
+    private let drain = Mutex(DrainState())
+    private let notifier: SystemdNotifier?
     public let httpClient: HTTPClient
 
-    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
+    /// `notifier`: where the shutdown's progress goes as systemd STATUS lines.
+    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger, notifier: SystemdNotifier? = nil) throws {
         self.group = group
+        self.notifier = notifier
         var httpConfig = HTTPClient.Configuration()
         // IMDS and token endpoints must never go through an HTTP proxy.
         httpConfig.proxy = nil
@@ -124,8 +131,6 @@ public final class GatewayServer: Sendable {
             context.logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(listener.address):\(ports[listener.name]!)",
                                                         "client_encryption": "\(listener.clientEncryption.map(\.rawValue).sorted())"])
         }
-        startCertificateWatcher()
-        startProbers()
         if let adminConfig = context.config.admin {
             let token = try adminConfig.bearerTokenFile.map {
                 try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -139,89 +144,162 @@ public final class GatewayServer: Sendable {
         return ports
     }
 
-    /// One probe loop per endpoint of every cluster that configures `probe:`.
-    private func startProbers() {
-        var tasks: [Task<Void, Never>] = []
-        for runtime in context.clusters.values {
-            guard let probe = runtime.config.probe else { continue }
-            for endpoint in runtime.config.endpoints {
-                let prober = Prober(context: context, cluster: runtime, endpoint: endpoint, probe: probe, eventLoop: group.next())
-                tasks.append(Task { await prober.run() })
-            }
-        }
-        probers.withLock { $0 = tasks }
-    }
-
     /// Cluster states as text (roles, health, sessions), for logs and `tdsgate status`.
     public func clusterSummaries() -> [String: String] {
         context.clusters.mapValues { $0.summary() }
     }
 
-    /// SIGHUP: reload every listener's certificate and key now.
-    public func reloadCertificates() {
+    /// SIGHUP: reload every listener's certificate and key now. Returns the listeners
+    /// whose certificate was reloaded and those that kept the old one.
+    @discardableResult
+    public func reloadCertificates() -> (reloaded: [String], failed: [String]) {
         reload(force: true)
     }
 
-    private func reload(force: Bool) {
-        for (name, cert) in certificates.withLock({ $0 }) {
+    @discardableResult
+    private func reload(force: Bool) -> (reloaded: [String], failed: [String]) {
+        var outcome: (reloaded: [String], failed: [String]) = ([], [])
+        for (name, cert) in certificates.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             do {
                 if try cert.reload(force: force) {
+                    outcome.reloaded.append(name)
                     context.logger.info("certificate reloaded", metadata: ["listener": "\(name)", "certificate": "\(cert.files.certificate)"])
                 }
             } catch {
+                outcome.failed.append(name)
                 context.logger.error("certificate reload failed; keeping the previous one", metadata: ["listener": "\(name)", "reason": "\(error)"])
             }
         }
+        return outcome
     }
 
-    /// Certificates rotated by a file drop (cert-manager, Key Vault sync) are picked up
-    /// within a few seconds without a signal.
-    private func startCertificateWatcher() {
-        let task = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(5))
-                self?.reload(force: false)
+    /// Runs the probers, the certificate watcher and the teardown of everything `start()`
+    /// opened; returns once graceful shutdown (from the enclosing `ServiceGroup`) is done.
+    public func run() async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services().ordered, logger: context.logger))
+        try await group.run()
+    }
+
+    func services() -> GatewayServices {
+        var probers: [Prober] = []
+        for runtime in context.clusters.values {
+            guard let probe = runtime.config.probe else { continue }
+            for endpoint in runtime.config.endpoints {
+                probers.append(Prober(context: context, cluster: runtime, endpoint: endpoint, probe: probe, eventLoop: group.next()))
             }
         }
-        watcher.withLock { $0 = task }
+        let grace = Duration.seconds(context.config.shutdownGraceSeconds)
+        let context = self.context
+        let httpClient = self.httpClient
+        let admin = self.admin.withLock { $0 }
+        return GatewayServices(
+            httpClient: TeardownService("http-client") { try? await httpClient.shutdown() },
+            audit: TeardownService("audit") { await context.audit?.close() },
+            dump: TeardownService("dump") { await context.dump.close() },
+            probers: ProberService(probers: probers),
+            certificateWatcher: CertificateWatcherService(interval: .seconds(5)) { [weak self] in self?.reload(force: false) },
+            admin: TeardownService("admin") { try? await admin?.stop() },
+            listeners: TeardownService("listeners") { [self] in await self.closeListenersAndSessions(grace: grace) })
     }
 
-    /// Graceful shutdown: stop accepting, let sessions finish for up to `grace`, then close
-    /// what is left.
-    public func shutdown(grace: Duration) async {
+    /// A second SIGTERM: the grace period ends now (sessions still open are closed the
+    /// way they are at its end, audited as `shutdown`).
+    public func forceShutdown() {
+        let waiter = drain.withLock { d in
+            d.forced = true
+            defer { d.waiter = nil }
+            return d.waiter
+        }
+        waiter?.finish(.forced)
+    }
+
+    /// Stop accepting, let sessions finish for up to `grace`, then ask the rest to end.
+    func closeListenersAndSessions(grace: Duration) async {
         let all = listeners.withLock { c in defer { c = [] }; return c }
         for c in all { try? await c.close() }
-        context.logger.info("stopped accepting; waiting for sessions", metadata: ["sessions": "\(activeSessions)", "grace_s": "\(grace.components.seconds)"])
-        let deadline = ContinuousClock.now + grace
-        while activeSessions > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
+        let open = sessions.withLock { Array($0.values) }
+        // Cancelled: the group is failing, nobody waits for a grace period.
+        let grace = Task.isCancelled ? .zero : grace
+        context.logger.info("stopped accepting; waiting for sessions", metadata: ["sessions": "\(open.count)", "grace_s": "\(grace.components.seconds)"])
+        notifier?.send(.status("stopped accepting; waiting up to \(grace.components.seconds) s for \(open.count) session(s)"))
+        let outcome = await waitForClose(of: open, within: grace, forceable: true)
         let left = sessions.withLock { Array($0.values) }
         if !left.isEmpty {
-            context.logger.info("closing sessions still open after the grace period", metadata: ["sessions": "\(left.count)"])
+            let why = outcome == .forced ? "closing sessions at once (second signal)" : "closing sessions still open after the grace period"
+            context.logger.info("\(why)", metadata: ["sessions": "\(left.count)"])
+            notifier?.send(.status("\(why): \(left.count)"))
+            // Each session records why it ended (audited as `shutdown`) and closes both
+            // legs; one that does not within a second is closed hard.
+            for c in left { c.requestSessionClose(.shutdown) }
+            if await waitForClose(of: left, within: .seconds(1), forceable: false) != .allClosed {
+                for c in sessions.withLock({ Array($0.values) }) { try? await c.close() }
+            }
         }
-        // Each session records why it ended (audited as `shutdown`) and closes both legs;
-        // a session that does not within a second is closed hard.
-        for c in left { c.requestSessionClose(.shutdown) }
-        let hard = ContinuousClock.now + .seconds(1)
-        while activeSessions > 0 && ContinuousClock.now < hard {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        for c in sessions.withLock({ Array($0.values) }) { try? await c.close() }
-        await stop()
+        // A session's end reaches the audit trail from its channel's close callbacks, on
+        // its event loop; one turn of every loop after the last close has them all queued
+        // before the audit writer closes (it stops after this service, `GatewayServices`).
+        for loop in group.makeIterator() { try? await loop.submit {}.get() }
     }
 
-    public func stop() async {
-        if let server = admin.withLock({ s in defer { s = nil }; return s }) { try? await server.stop() }
-        watcher.withLock { $0?.cancel() }
-        probers.withLock { for t in $0 { t.cancel() } }
-        let all = listeners.withLock { c in defer { c = [] }; return c }
-        for c in all { try? await c.close() }
-        for c in sessions.withLock({ Array($0.values) }) { try? await c.close() }
-        await context.dump.close()
-        // Session ends written by the closes above reach the trail before it closes.
-        try? await Task.sleep(for: .milliseconds(50))
-        await context.audit?.close()
-        try? await httpClient.shutdown()
+    /// The first of: every channel in `channels` closed, `limit` passed, or (`forceable`)
+    /// `forceShutdown()`.
+    private func waitForClose(of channels: [any Channel], within limit: Duration, forceable: Bool) async -> DrainWaiter.Outcome {
+        if channels.isEmpty { return .allClosed }
+        let waiter = DrainWaiter()
+        if forceable, drain.withLock({ d in
+            if !d.forced { d.waiter = waiter }
+            return d.forced
+        }) {
+            return .forced
+        }
+        let remaining = Mutex(channels.count)
+        for c in channels {
+            c.closeFuture.whenComplete { _ in
+                if remaining.withLock({ n in n -= 1; return n }) == 0 { waiter.finish(.allClosed) }
+            }
+        }
+        let timer = group.next().scheduleTask(in: TimeAmount(limit)) { waiter.finish(.deadline) }
+        let outcome = await waiter.wait()
+        timer.cancel()
+        if forceable { drain.withLock { $0.waiter = nil } }
+        return outcome
+    }
+}
+
+/// Whether a second signal cut the grace period short, and who waits on it.
+private struct DrainState {
+    var forced = false
+    var waiter: DrainWaiter?
+}
+
+/// Resumes one waiter, once, with the first outcome it is given.
+final class DrainWaiter: Sendable {
+    enum Outcome: Sendable, Equatable {
+        case allClosed
+        case deadline
+        case forced
+    }
+
+    private let state = Mutex<(outcome: Outcome?, continuation: CheckedContinuation<Outcome, Never>?)>((nil, nil))
+
+    func finish(_ outcome: Outcome) {
+        let continuation = state.withLock { s -> CheckedContinuation<Outcome, Never>? in
+            guard s.outcome == nil else { return nil }
+            s.outcome = outcome
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(returning: outcome)
+    }
+
+    func wait() async -> Outcome {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            let done = state.withLock { s -> Outcome? in
+                if let o = s.outcome { return o }
+                s.continuation = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
     }
 }
