@@ -64,7 +64,7 @@ struct Prober {
             case .success(let (leg, reply, _)):
                 if reply.loggedIn, let routing = reply.routing {
                     leg.close()
-                    if cluster.config.connectionPolicy == "proxy" {
+                    if cluster.config.connectionPolicy == .proxy {
                         return .failure(.other("redirected to \(routing.host):\(routing.port) although the cluster is pinned to the Proxy connection policy"))
                     }
                     target = BackendTarget(host: routing.host, port: routing.port, tlsName: routing.host, caFile: target.caFile,

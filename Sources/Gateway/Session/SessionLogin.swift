@@ -197,7 +197,7 @@ struct SessionLogin {
                 case .success(let (leg, reply, payload)):
                     if reply.loggedIn, let routing = reply.routing {
                         leg.close()
-                        if cluster.connectionPolicy == "proxy" {
+                        if cluster.connectionPolicy == .proxy {
                             throw LoginRefusal(state: 2, message: "Login failed: cluster '\(cluster.name)' is pinned to the Proxy connection policy, but endpoint '\(endpointName)' redirected tdsgate to \(routing.host):\(routing.port); set the server's connection policy to Proxy, or connection_policy: redirect.")
                         }
                         hops += 1
