@@ -6,7 +6,7 @@ import Spool
 /// `stats` and reported in the trail itself by an `audit_dropped` event: right before the
 /// next event that gets through, or after `gapReportInterval`, or at `close()`.
 public final class AuditLog: Sendable {
-    public enum Destination: Sendable, Equatable {
+    public enum Destination: Sendable, Hashable {
         /// JSON lines on standard output.
         case stdout
         /// JSON lines appended to `path` (mode 0600); at `maxBytes` it is renamed to `path.1`.

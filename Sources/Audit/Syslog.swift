@@ -10,10 +10,10 @@ import Darwin
 #endif
 
 /// Where and how audit events go to syslog.
-public struct SyslogConfiguration: Sendable, Equatable {
-    public enum Transport: String, Sendable { case udp, tcp }
+public struct SyslogConfiguration: Sendable, Hashable {
+    public enum Transport: String, Sendable, Hashable, CaseIterable { case udp, tcp }
 
-    public enum Facility: Int, Sendable {
+    public enum Facility: Int, Sendable, Hashable, CaseIterable {
         case kern = 0, user = 1, daemon = 3, auth = 4, syslog = 5, authpriv = 10
         case local0 = 16, local1, local2, local3, local4, local5, local6, local7
     }

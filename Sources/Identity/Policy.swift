@@ -85,6 +85,11 @@ public struct PolicyRule: Sendable, Hashable {
     public var backendIdentity: String
     /// Append the principal's name to the application name sent to the server.
     public var tagAppName: Bool
+    /// Set the principal in the session's SESSION_CONTEXT; `nil` = the listener decides.
+    public var sessionContext: Bool?
+    /// The backend identity can only read in the database, so sessions that must not write
+    /// may still be placed on the primary (the read fallback).
+    public var backendIdentityReadOnly: Bool
 
     public init(
         name: String,
@@ -93,7 +98,9 @@ public struct PolicyRule: Sendable, Hashable {
         databases: [String] = ["*"],
         write: Bool = false,
         backendIdentity: String = "default",
-        tagAppName: Bool = false
+        tagAppName: Bool = false,
+        sessionContext: Bool? = nil,
+        backendIdentityReadOnly: Bool = false
     ) {
         self.name = name
         self.match = match
@@ -102,6 +109,8 @@ public struct PolicyRule: Sendable, Hashable {
         self.write = write
         self.backendIdentity = backendIdentity
         self.tagAppName = tagAppName
+        self.sessionContext = sessionContext
+        self.backendIdentityReadOnly = backendIdentityReadOnly
     }
 
     /// True when every condition of ``match`` holds (and there is at least one).

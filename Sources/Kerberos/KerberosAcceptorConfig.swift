@@ -7,7 +7,7 @@ import Foundation
 /// names the realms (`.only`), or says in so many words that any realm the KDC vouches
 /// for is fine (`.anyRealm`). Realm names compare exactly (Kerberos realms are
 /// case-sensitive).
-public enum KerberosRealmPolicy: Sendable, Equatable {
+public enum KerberosRealmPolicy: Sendable, Hashable {
     case only([String])
     case anyRealm
 

@@ -3,7 +3,7 @@ import Foundation
 /// One principal-name mapping rule: "if the client principal looks like this, its tdsgate
 /// name is that". Rules are tried in order by `KerberosAcceptorConfig.mapName`.
 public struct KerberosNameRule: Sendable {
-    public enum Output: Sendable, Equatable {
+    public enum Output: Sendable, Hashable {
         /// The part before the realm: `alice@CORP.EXAMPLE` -> `alice`.
         case user
         /// The full principal, unchanged.

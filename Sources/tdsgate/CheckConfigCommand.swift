@@ -8,9 +8,9 @@ struct CheckConfigCommand: ParsableCommand {
         commandName: "check-config",
         abstract: "Validate a tdsgate configuration file and list every problem in it.",
         discussion: """
-            Prints each problem as `path: message`, one a line (for example \
-            `clusters.orders.endpoints[1].host: must not be empty`), and exits with status 1 \
-            when there is any. Prints a short summary when the file is valid.
+            Prints each problem as `FILE:line:column: path: message`, one a line (for example \
+            `tdsgate.yaml:14:7: clusters.orders.probe.interval_ms: must be between 100 and 600000, found 5`), \
+            and exits with status 1 when there is any. Prints a short summary when the file is valid.
             """
     )
 
@@ -52,7 +52,7 @@ struct CheckConfigCommand: ParsableCommand {
         }
         lines.append("  clusters: \(clusters.joined(separator: "; "))")
         if !config.backendIdentities.isEmpty {
-            lines.append("  backend identities: " + config.backendIdentities.map { "\($0.name) (\($0.kind))" }.joined(separator: "; "))
+            lines.append("  backend identities: " + config.backendIdentities.map { "\($0.name) (\($0.spec.kind.rawValue))" }.joined(separator: "; "))
         }
         lines.append("  \(plural(config.logins.count, "login")), \(plural(config.policy.count, "policy rule"))")
         if let admin = config.admin {

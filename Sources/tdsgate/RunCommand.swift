@@ -35,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
         let cfg = loaded
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = cfg.loggerLevel
+            h.logLevel = cfg.logLevel
             return h
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)

@@ -1,5 +1,8 @@
+import Audit
 import Foundation
 import Gateway
+import Identity
+import Kerberos
 import Routing
 import Testing
 
@@ -30,8 +33,12 @@ struct ConfigExampleTests {
         #expect(entra.issuers.count == 2 && entra.audiences == ["https://database.windows.net/"])
         #expect(entra.jwksURL?.hasSuffix("/discovery/v2.0/keys") == true && entra.jwksFile == nil)
         #expect(entra.clockSkewSeconds == 300)
-        #expect(main.kerberos == KerberosListenerConfig(keytab: "/etc/tdsgate/mssqlsvc.keytab", realms: ["CORP.EXAMPLE"],
-                                                        nameRules: [KerberosNameRuleConfig(realm: "CORP.EXAMPLE", name: "user", lowercase: true)]))
+        #expect(main.kerberos == KerberosListenerConfig(keytab: "/etc/tdsgate/mssqlsvc.keytab", realms: .only(["CORP.EXAMPLE"]),
+                                                        nameRules: [KerberosNameRuleConfig(realm: "CORP.EXAMPLE", output: .user, lowercase: true)]))
+        #expect(main.loginTimeoutSeconds == 30 && main.maxConnections == 10_000 && main.maxConnectionsPerSource == 200 && main.maxPendingLogins == 1_000)
+        #expect(main.proxyProtocol == ProxyProtocolConfig(versions: [.v1, .v2], trustedSources: [try IPNetwork(parsing: "10.0.0.0/24"), try IPNetwork(parsing: "fd00:10::/64")]))
+        #expect(!main.sessionContext)
+        #expect(config.listener(named: "local-legacy")?.proxyProtocol == nil && config.listener(named: "local-legacy")?.loginTimeoutSeconds == 30)
         #expect(config.listener(named: "local-legacy")?.clientEncryption == [.plaintext])
         #expect(config.listener(named: "local-legacy")?.tls == nil)
 
@@ -44,8 +51,10 @@ struct ConfigExampleTests {
             geo,
         ])
         #expect(orders.probe == ProbeConfig(identity: "proxy-mi", database: "appdb", intervalMs: 2000, timeoutMs: 2000, rise: 2, fall: 3))
-        #expect(orders.balancing == "round_robin" && orders.readFallbackToPrimary && orders.maxWriteWaitMs == 15_000 && orders.demotion == "after_request")
-        #expect(orders.connectionPolicy == "redirect")
+        #expect(orders.balancing == .roundRobin && orders.readFallbackToPrimary && orders.maxWriteWaitMs == 15_000 && orders.demotion == .afterCurrentRequest)
+        #expect(orders.connectionPolicy == .redirect)
+        #expect(orders.pool == PoolConfig(mode: .session, maxBackendConnections: 100, minIdle: 0, idleTimeoutSeconds: 300, maxLifetimeSeconds: 3_600, acquireTimeoutMs: 5_000))
+        #expect(orders.recoverSessions)
         #expect(orders.routing.map(\.name) == ["reports-off-primary", "read-your-writes"])
         let reports = orders.routing[0]
         #expect(reports.intent == .readOnly && reports.databases == ["appdb"])
@@ -57,17 +66,19 @@ struct ConfigExampleTests {
         #expect(orders.failoverGroup?.resourcePath(server: "myserver-west")
             == "/subscriptions/00000000-0000-4000-8000-00000000a001/resourceGroups/rg-orders/providers/Microsoft.Sql/servers/myserver-west/failoverGroups/fog-orders")
 
-        #expect(config.backendIdentities.map(\.kind) == ["imds", "service_principal"])
-        let sp = try #require(config.backendIdentity(named: "reporting-sp"))
+        #expect(config.backendIdentities.map(\.spec.kind) == [.imds, .servicePrincipal])
+        let sp = try #require(config.backendIdentity(named: "reporting-sp")?.spec)
         #expect(sp.clientSecretFile == "/etc/tdsgate/reporting-sp.secret" && sp.clientSecret == nil)
         #expect(sp.resource == "https://database.windows.net/")
 
         #expect(config.logins.map(\.name) == ["app"])
         #expect(config.loginsFile == "/etc/tdsgate/logins.yaml")
         #expect(config.policy.map(\.name) == ["app-read-write", "domain-users", "analysts"])
-        #expect(config.policy[0].match == ["login": "app"] && config.policy[0].write && config.policy[0].tagAppName == true)
-        #expect(config.policy[1].match == ["realm": "CORP.EXAMPLE"] && !config.policy[1].write)
-        #expect(config.policy[2].match == ["group": "5b7c1d2e-0000-4000-8000-0000000000aa"] && !config.policy[2].write)
+        let rules = config.policy.map(\.rule)
+        #expect(rules[0].match == [.login("app")] && rules[0].write && rules[0].tagAppName)
+        #expect(rules[1].match == [.realm("CORP.EXAMPLE")] && !rules[1].write)
+        #expect(rules[2].match == [.group("5b7c1d2e-0000-4000-8000-0000000000aa")] && !rules[2].write)
+        #expect(rules[0].sessionContext == true && rules[1].sessionContext == nil && !rules[0].backendIdentityReadOnly && rules[2].backendIdentityReadOnly)
         #expect(config.audit == AuditConfig(destination: .file(path: "/var/log/tdsgate/audit.jsonl", maxBytes: 1 << 30),
                                             statements: false, maskLiterals: true, queueCapacity: 10_000))
         #expect(config.dump == DumpConfig(directory: "/var/lib/tdsgate/dump", enabled: false,
@@ -76,7 +87,7 @@ struct ConfigExampleTests {
         #expect(config.throttle == ThrottleConfig(maxFailures: 5, windowSeconds: 60, blockSeconds: 60))
         #expect(config.loginCacheSeconds == 300)
         #expect(config.admin == AdminConfig(address: "127.0.0.1", port: 9090, bearerTokenFile: "/etc/tdsgate/admin.token"))
-        #expect(config.shutdownGraceSeconds == 30 && config.logLevel == "info")
+        #expect(config.shutdownGraceSeconds == 30 && config.logLevel == .info)
     }
 
     @Test("the example loads from disk when its files exist; logins_file is merged")

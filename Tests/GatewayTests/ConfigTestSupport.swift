@@ -58,5 +58,20 @@ extension Array where Element == ConfigProblem {
         first { $0.path == path }?.message
     }
 
+    /// The problem reported at `path`, if any.
+    func problem(at path: String) -> ConfigProblem? {
+        first { $0.path == path }
+    }
+
+    /// The problems without their locations, to compare with paths and messages alone.
+    var unlocated: [ConfigProblem] {
+        map { ConfigProblem(path: $0.path, message: $0.message) }
+    }
+
+    /// Whether `message` was reported at `path`.
+    func has(_ path: String, _ message: String) -> Bool {
+        contains { $0.path == path && $0.message == message }
+    }
+
     var listing: String { map(\.description).joined(separator: "\n") }
 }

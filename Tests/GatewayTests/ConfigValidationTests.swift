@@ -1,5 +1,7 @@
 import Foundation
 import Gateway
+import Identity
+import Routing
 import Testing
 
 private let hash = ConfigTestSupport.hash
@@ -41,12 +43,13 @@ struct ConfigDefaultsTests {
         #expect(cluster.databases.isEmpty && cluster.caFile == nil && !cluster.strict)
         #expect(cluster.connectTimeoutMs == 5_000 && cluster.loginTimeoutMs == 15_000)
         #expect(cluster.endpoints == [EndpointConfig(name: "db.example.net", host: "db.example.net", port: 1433, tlsName: "db.example.net", role: .auto)])
-        #expect(config.backendIdentities == [BackendIdentityConfig(name: "mi", kind: "imds", resource: "https://database.windows.net/")])
-        #expect(config.policy == [PolicyRuleConfig(name: "everyone", match: [:], clusters: ["*"], databases: ["*"], write: false, backendIdentity: "mi", tagAppName: nil)])
+        #expect(config.backendIdentities == [BackendIdentityConfig(BackendIdentitySpec(name: "mi", kind: .imds, resource: "https://database.windows.net/"))])
+        #expect(config.policy == [PolicyRuleConfig(PolicyRule(name: "everyone", match: [.any], clusters: ["*"], databases: ["*"], write: false,
+                                                              backendIdentity: "mi", tagAppName: false, sessionContext: nil, backendIdentityReadOnly: false))])
         #expect(config.logins.isEmpty && config.loginsFile == nil)
         #expect(config.throttle == ThrottleConfig(maxFailures: 5, windowSeconds: 60, blockSeconds: 60))
         #expect(config.admin == nil)
-        #expect(config.shutdownGraceSeconds == 30 && config.logLevel == "info" && config.loggerLevel == .info)
+        #expect(config.shutdownGraceSeconds == 30 && config.logLevel == .info)
         #expect(config.sourcePath == nil)
     }
 
@@ -83,7 +86,7 @@ struct ConfigDefaultsTests {
 
     @Test("endpoints sharing a host get host:port names; a merge key fills in defaults")
     func endpointNamesAndMerge() throws {
-        let yaml = minimal(cluster: """
+        let yaml = minimal(listener: "    cluster: orders", cluster: """
               - name: emu
                 databases: ["*"]
                 endpoints:
@@ -105,7 +108,7 @@ struct ConfigDefaultsTests {
         let yaml = minimal(cluster: "    strict: yes\n    connect_timeout_ms: 2_500", extra: "shutdown_grace_seconds: 0\nlog_level: DEBUG")
         let config = try #require(ConfigTestSupport.parse(yaml))
         #expect(config.clusters[0].strict && config.clusters[0].connectTimeoutMs == 2_500)
-        #expect(config.shutdownGraceSeconds == 0 && config.logLevel == "debug")
+        #expect(config.shutdownGraceSeconds == 0 && config.logLevel == .debug)
     }
 
     @Test("service principal and workload identity keys are read")
@@ -126,11 +129,11 @@ struct ConfigDefaultsTests {
                 endpoint: http://127.0.0.1:41000/msi/token
             """)
         let config = try #require(ConfigTestSupport.parse(yaml))
-        let sp = try #require(config.backendIdentity(named: "sp"))
-        #expect(sp.clientSecret == "not-for-production" && sp.tenantID == "contoso.onmicrosoft.com")
+        let sp = try #require(config.backendIdentity(named: "sp")?.spec)
+        #expect(sp.kind == .servicePrincipal && sp.clientSecret == "not-for-production" && sp.tenantID == "contoso.onmicrosoft.com")
         #expect(sp.authorityHost == "http://127.0.0.1:8080" && sp.resource == "https://database.usgovcloudapi.net/")
-        #expect(config.backendIdentity(named: "wi")?.kind == "workload_identity")
-        #expect(config.backendIdentity(named: "user-mi")?.endpoint == "http://127.0.0.1:41000/msi/token")
+        #expect(config.backendIdentity(named: "wi")?.spec.kind == .workloadIdentity)
+        #expect(config.backendIdentity(named: "user-mi")?.spec.endpoint == "http://127.0.0.1:41000/msi/token")
     }
 
     @Test("a policy database outside every cluster allow-list is reported")
@@ -143,7 +146,7 @@ struct ConfigDefaultsTests {
                 backend_identity: mi
             """)
         let problems = ConfigTestSupport.problems(yaml)
-        #expect(problems == [ConfigProblem(path: "policy.other.databases[1]", message: "database 'salesdb' is not in the databases of cluster orders")])
+        #expect(problems.unlocated == [ConfigProblem(path: "policy.other.databases[1]", message: "database 'salesdb' is not in the databases of cluster orders")])
     }
 }
 
@@ -216,7 +219,9 @@ struct ConfigProblemTests {
             ("listeners[1].address", "write IPv6 addresses without brackets"),
             ("listeners[1].tls", "is required: client_encryption defaults to [required, strict], which need a certificate (set client_encryption: [plaintext] for a listener without TLS)"),
             ("listeners[2].name", "is required"),
-            ("listeners[2].port", "expected a whole number, found 'abc'"),
+            ("listeners[1].cluster", "is required when there is more than one cluster (without it every login on this listener is refused)"),
+            ("listeners[2].port", "expected a whole number between 0 and 65535, found 'abc'"),
+            ("listeners[2].cluster", "is required when there is more than one cluster (without it every login on this listener is refused)"),
             ("clusters.orders.databse", "unknown key (did you mean 'databases'?)"),
             ("clusters.orders.connect_timeout_ms", "must be between 1 and 600000, found 0"),
             ("clusters.orders.endpoints[1].host", "must not be empty"),
@@ -246,7 +251,7 @@ struct ConfigProblemTests {
             ("listners", "unknown key (did you mean 'listeners'?)"),
         ]
         for (path, message) in expected {
-            #expect(problems.contains(ConfigProblem(path: path, message: message)), "missing \(path): \(message)\nall:\n\(problems.listing)")
+            #expect(problems.has(path, message), "missing \(path): \(message)\nall:\n\(problems.listing)")
         }
         #expect(problems.message(at: "logins.app.password_hash")?.hasPrefix("must have the form pbkdf2-sha256$") == true)
         #expect(problems.count == expected.count + 1, "\(problems.listing)")
@@ -254,8 +259,8 @@ struct ConfigProblemTests {
 
     @Test("missing sections, wrong shapes and an empty file")
     func shapes() {
-        #expect(ConfigTestSupport.problems("") == [ConfigProblem(path: "(root)", message: "the configuration is empty (expected listeners, clusters, backend_identities, logins, logins_file, policy, throttle, login_cache_seconds, admin, audit, dump, shutdown_grace_seconds, log_level)")])
-        #expect(ConfigTestSupport.problems("- a\n- b") == [ConfigProblem(path: "", message: "expected a mapping, found a list")])
+        #expect(ConfigTestSupport.problems("").unlocated == [ConfigProblem(path: "(root)", message: "the configuration is empty (expected listeners, clusters, backend_identities, logins, logins_file, policy, throttle, login_cache_seconds, admin, audit, dump, shutdown_grace_seconds, log_level)")])
+        #expect(ConfigTestSupport.problems("- a\n- b").unlocated == [ConfigProblem(path: "", message: "expected a mapping, found a list")])
         let problems = ConfigTestSupport.problems("listeners: {main: {}}\nclusters: [orders]\nadmin: 9090")
         #expect(problems.message(at: "listeners") == "expected a list of listeners, found a mapping")
         #expect(problems.message(at: "clusters[0]") == "expected a mapping (a cluster), found a single value")
@@ -268,12 +273,14 @@ struct ConfigProblemTests {
         let problems = ConfigTestSupport.problems("listeners:\n  - name: main\n    port: [1433\nclusters: []\n")
         #expect(problems.count == 1)
         let problem = problems.first
-        #expect(problem?.path.hasPrefix("line ") == true && problem?.path.contains(", column ") == true, "\(problems.listing)")
+        // libyaml notices the unclosed list where the next line starts.
+        #expect(problem?.path == "" && problem?.location == ConfigLocation(line: 4, column: 9), "\(problems.listing)")
         #expect(problem?.message.hasPrefix("YAML syntax error: ") == true)
+        #expect(problem?.description.hasPrefix("4:9: YAML syntax error: ") == true, "\(problems.listing)")
 
         let duplicate = ConfigTestSupport.problems("log_level: info\nlog_level: debug\n")
         #expect(duplicate.count == 1 && duplicate.first?.message == "YAML syntax error: duplicate key 'log_level' in one mapping", "\(duplicate.listing)")
-        #expect(duplicate.first?.path.hasPrefix("line ") == true)
+        #expect(duplicate.first?.path == "" && duplicate.first?.location != nil)
     }
 
     @Test("files that do not exist, are folders, or hold the wrong thing")
@@ -340,7 +347,7 @@ struct ConfigProblemTests {
                 client_encryption: [plaintext]
             """, extra: "admin: {port: 1433}")
         let problems = ConfigTestSupport.problems(yaml)
-        #expect(problems == [
+        #expect(problems.unlocated == [
             ConfigProblem(path: "listeners.all.port", message: "address and port already used by listeners.main"),
             ConfigProblem(path: "admin.port", message: "address and port already used by listeners.main"),
         ], "\(problems.listing)")
@@ -382,8 +389,8 @@ struct ConfigLoginTests {
 
         let broken = ConfigTestSupport.problems(minimal(extra: "logins_file: broken.yaml"), baseDirectory: dir)
         #expect(broken.count == 1 && broken.first?.path == "logins_file", "\(broken.listing)")
-        #expect(broken.first?.message.hasPrefix("YAML syntax error at line ") == true)
-        #expect(broken.first?.message.contains("of \(dir)/broken.yaml") == true)
+        #expect(broken.first?.message.hasPrefix("YAML syntax error: ") == true)
+        #expect(broken.first?.location?.file == "\(dir)/broken.yaml" && broken.first?.location?.line == 2, "\(broken.listing)")
     }
 }
 

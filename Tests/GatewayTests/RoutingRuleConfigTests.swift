@@ -1,4 +1,7 @@
+import Audit
 import Gateway
+import Identity
+import Kerberos
 import Routing
 import Testing
 
@@ -41,7 +44,7 @@ struct RoutingRuleConfigTests {
               - {name: bad, match: {intent: sometimes, colour: blue}, replicas: [north], read_target: anywhere}
             failover_group: {name: fog, servers: [one], identity: nobody, arm_url: "ftp://x"}
         """), checkFiles: false)
-        #expect(problems.message(at: "clusters.orders.routing.bad.match.intent") == "must be read_only or read_write")
+        #expect(problems.message(at: "clusters.orders.routing.bad.match.intent") == "unknown intent 'sometimes' (expected one of: read_only, read_write)")
         #expect(problems.message(at: "clusters.orders.routing.bad.match.colour")?.hasPrefix("unknown key") == true)
         #expect(problems.message(at: "clusters.orders.routing.bad.replicas[0]") == "no endpoint named 'north' in this cluster (endpoints: east, west)")
         #expect(problems.message(at: "clusters.orders.routing.bad.read_target") != nil)
@@ -72,11 +75,12 @@ struct KerberosAuditConfigTests {
         """
         let config = try #require(ConfigTestSupport.parse(yaml, baseDirectory: "/etc/tdsgate"))
         let kerberos = try #require(config.listeners[0].kerberos)
-        #expect(kerberos.keytab == "/etc/tdsgate/svc.keytab" && kerberos.realms == ["CORP.EXAMPLE", "*"])
-        #expect(kerberos.nameRules == [KerberosNameRuleConfig(pattern: "svc-(.*)@CORP.EXAMPLE", name: "service-$1"),
-                                      KerberosNameRuleConfig(name: "principal")])
-        #expect(config.policy[0].match == ["kerberos": "alice@CORP.EXAMPLE"])
-        #expect(config.audit == AuditConfig(destination: .syslog(host: "127.0.0.1", port: 5514, transport: "tcp", facility: "local3", appName: "tdsgate"),
+        #expect(kerberos.keytab == "/etc/tdsgate/svc.keytab" && kerberos.realms == .anyRealm)
+        #expect(kerberos.nameRules == [KerberosNameRuleConfig(pattern: "svc-(.*)@CORP.EXAMPLE", output: .template("service-$1")),
+                                      KerberosNameRuleConfig(output: .principal)])
+        #expect(try kerberos.acceptorConfig().mapName(user: "svc-etl", realm: "CORP.EXAMPLE") == "service-etl")
+        #expect(config.policy[0].rule.match == [.kerberos("alice@CORP.EXAMPLE")])
+        #expect(config.audit == AuditConfig(destination: .syslog(SyslogConfiguration(host: "127.0.0.1", port: 5514, transport: .tcp, facility: .local3, appName: "tdsgate")),
                                             statements: true, maskLiterals: false, queueCapacity: 10_000))
     }
 

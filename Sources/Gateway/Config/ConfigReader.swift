@@ -1,6 +1,14 @@
 import Foundation
 import Yams
 
+// The configuration is read by a hand-written walker over Yams' node tree rather than by
+// `Decodable`: it reports every problem of a file at once (not the first), rejects unknown
+// keys with a suggestion for near misses, knows the line and column of every value, and
+// never echoes a value that may be a secret (Decodable's errors quote values and stop at
+// the first). Two passes: the structural one here and in GatewayConfig+Parse.swift turns
+// each section into typed values; the validation pass (ConfigValidation.swift) then checks
+// the rules that span fields and sections.
+
 /// Builds paths like `clusters.orders.endpoints[1].host`.
 enum ConfigPath {
     static func key(_ base: String, _ key: String) -> String {
@@ -15,10 +23,15 @@ enum ConfigPath {
 /// A YAML mapping whose keys have been checked against the keys allowed at its place.
 struct ConfigMap {
     let path: String
+    /// The mapping's own mark (where a missing key is reported).
+    var mark: Mark?
     /// Keys in file order, each with its value (explicit nulls kept out).
     private(set) var entries: [(key: String, value: Node)] = []
 
-    init(path: String) { self.path = path }
+    init(path: String, mark: Mark? = nil) {
+        self.path = path
+        self.mark = mark
+    }
 
     mutating func add(_ key: String, _ value: Node) {
         guard !entries.contains(where: { $0.key == key }) else { return }
@@ -33,6 +46,23 @@ struct ConfigMap {
     func has(_ key: String) -> Bool { self[key] != nil }
 
     func path(_ key: String) -> String { ConfigPath.key(path, key) }
+
+    /// What the validation pass needs to know about this mapping.
+    var place: ConfigItemPlace {
+        ConfigItemPlace(path: path, keys: Set(entries.map(\.key)))
+    }
+}
+
+/// Where the structural pass found an item, and which keys it had, for the validation pass.
+struct ConfigItemPlace {
+    let path: String
+    let keys: Set<String>
+    /// The entries of list-valued keys the validation pass checks, each with its path
+    /// (`policy.x.databases[1]`, or the key's own path for a single value without brackets).
+    var lists: [String: [(value: String, path: String)]] = [:]
+
+    func has(_ key: String) -> Bool { keys.contains(key) }
+    func key(_ key: String) -> String { ConfigPath.key(path, key) }
 }
 
 /// An item of a list whose items have names (listeners, clusters, ...).
@@ -69,60 +99,128 @@ enum ConfigNameRule {
     }
 }
 
+/// A name one part of the file gives to an item defined in another, checked by the
+/// validation pass once every section is read.
+struct ConfigReference {
+    enum Kind: String {
+        case cluster, backendIdentity = "backend identity", login
+    }
+
+    let kind: Kind
+    let name: String
+    let path: String
+}
+
 /// Walks a YAML node tree, turning values into Swift ones and collecting every problem.
 final class ConfigReader {
     private(set) var problems: [ConfigProblem] = []
-    /// `probe.identity` references, checked once the backend identities are known.
-    var probeReferences: [(path: String, name: String)] = []
-    private var reported: Set<ConfigProblem> = []
+    /// References to check in the validation pass.
+    var references: [ConfigReference] = []
+    /// Login names given in the file (key: lowercased), also those whose entry was refused, so
+    /// that a policy naming one is not told the login does not exist.
+    var loginNames: [String: String] = [:]
+    private var reported: Set<String> = []
+    /// The location of each path the walker has seen (values, keys, list items).
+    private var locations: [String: ConfigLocation] = [:]
+    /// The file being read, for locations (`nil` for text given as a string).
+    var currentFile: String?
     let baseDirectory: String
     let checkFiles: Bool
 
-    init(baseDirectory: String, checkFiles: Bool) {
+    /// YAML nodes a document may expand to (aliases counted each time they are used):
+    /// far beyond any real configuration, and a bound on the work an alias bomb can cause.
+    static let maximumNodes = 1_000_000
+    /// Configuration and logins files larger than this are refused unread.
+    static let maximumFileBytes = 16 << 20
+
+    init(baseDirectory: String, checkFiles: Bool, file: String? = nil) {
         self.baseDirectory = ConfigFiles.absolute(baseDirectory, relativeTo: FileManager.default.currentDirectoryPath)
         self.checkFiles = checkFiles
+        self.currentFile = file
     }
 
-    func report(_ path: String, _ message: String) {
-        let problem = ConfigProblem(path: path, message: message)
-        if reported.insert(problem).inserted {
-            problems.append(problem)
+    /// Records a problem at `path`, located at the path's value (or the nearest enclosing
+    /// value the walker has seen). The same path and message are reported once.
+    func report(_ path: String, _ message: String, at mark: Mark? = nil) {
+        guard reported.insert("\(path)\u{0}\(message)").inserted else { return }
+        let location = mark.map { ConfigLocation(file: currentFile, line: $0.line, column: $0.column) } ?? location(of: path)
+        problems.append(ConfigProblem(path: path, message: message, location: location))
+    }
+
+    /// Remembers where `path` is written (the first time it is seen).
+    func note(_ path: String, _ mark: Mark?) {
+        guard let mark, locations[path] == nil else { return }
+        locations[path] = ConfigLocation(file: currentFile, line: mark.line, column: mark.column)
+    }
+
+    /// The location of `path`, or of its nearest ancestor with one.
+    func location(of path: String) -> ConfigLocation? {
+        var current = Substring(path)
+        while true {
+            if let location = locations[String(current)] { return location }
+            guard let cut = current.lastIndex(where: { $0 == "." || $0 == "[" }) else {
+                return locations[""]
+            }
+            current = current[..<cut]
         }
     }
 
-    /// Puts problems in the order their top-level sections appear in the file (keeping the
-    /// order within a section); problems outside any section come first.
+    /// Puts problems in the order their top-level sections appear in the file, and within a
+    /// section in the order of their lines (problems without a line keep the order found);
+    /// problems outside any section come first.
     func orderProblems(byTopLevelKeys keys: [String]) {
         func rank(_ problem: ConfigProblem) -> Int {
             let head = problem.path.prefix { $0 != "." && $0 != "[" }
             return keys.firstIndex(of: String(head)) ?? -1
         }
-        problems = problems.enumerated()
-            .sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }
-            .map(\.element)
+        func key(_ entry: (offset: Int, element: ConfigProblem)) -> (Int, Int, Int, Int) {
+            let location = entry.element.location
+            return (rank(entry.element), location?.line ?? Int.max, location?.column ?? Int.max, entry.offset)
+        }
+        problems = problems.enumerated().sorted { key($0) < key($1) }.map(\.element)
     }
 
     // MARK: YAML
 
-    /// Parses one YAML document; syntax errors are reported with line and column.
-    /// `source` names a file other than the main one (its problems go to `path`).
-    func compose(_ yaml: String, path: String? = nil, source: String? = nil) -> Node? {
+    /// Parses one YAML document of `currentFile`; syntax errors are reported with line and
+    /// column (at `path`: empty for the main file, `logins_file` for that one).
+    func compose(_ yaml: String, path: String = "") -> Node? {
+        let root: Node
         do {
             // An empty document comes back as a null node, for the caller to judge.
-            return try Yams.compose(yaml: yaml) ?? .scalar(.init("", .implicit, .plain))
+            root = try Yams.compose(yaml: yaml) ?? .scalar(.init("", .implicit, .plain))
         } catch {
-            let (mark, text) = Self.describeYAMLError(error, yaml: yaml)
-            if let path {
-                let place = mark.map { " at line \($0.line), column \($0.column)" } ?? ""
-                let file = source.map { " of \($0)" } ?? ""
-                report(path, "YAML syntax error\(place)\(file): \(text)")
-            } else if let mark {
-                report("line \(mark.line), column \(mark.column)", "YAML syntax error: \(text)")
-            } else {
-                report("(file)", "YAML syntax error: \(text)")
-            }
+            let (position, text) = Self.describeYAMLError(error, yaml: yaml)
+            let location = position.map { ConfigLocation(file: currentFile, line: $0.line, column: $0.column) }
+            problems.append(ConfigProblem(path: path, message: "YAML syntax error: \(text)", location: location))
             return nil
         }
+        guard Self.countNodes(root, limit: Self.maximumNodes) <= Self.maximumNodes else {
+            report(path, "the document expands to more than \(Self.maximumNodes) values (aliases of aliases?)", at: root.mark)
+            return nil
+        }
+        note(path, root.mark)
+        return root
+    }
+
+    /// Nodes in the tree with aliases expanded, counting no further than just past `limit`.
+    static func countNodes(_ root: Node, limit: Int) -> Int {
+        var count = 0
+        var stack = [root]
+        while let node = stack.popLast() {
+            count += 1
+            if count > limit { return count }
+            switch node {
+            case .scalar, .alias: break
+            case let .sequence(sequence): stack.append(contentsOf: sequence)
+            case let .mapping(mapping):
+                for (key, value) in mapping {
+                    stack.append(key)
+                    stack.append(value)
+                }
+            }
+        }
+        return count
     }
 
     /// Position and text of a Yams error, leaving out the source snippet (it may hold secrets).
@@ -174,14 +272,15 @@ final class ConfigReader {
     /// `hints` gives a special message for some keys that are not allowed.
     func map(_ node: Node, at path: String, keys allowed: [String], hints: [String: String] = [:]) -> ConfigMap? {
         guard case let .mapping(mapping) = node else {
-            report(path, "expected a mapping, found \(Self.shape(node))")
+            report(path, "expected a mapping, found \(Self.shape(node))", at: node.mark)
             return nil
         }
-        var result = ConfigMap(path: path)
+        note(path, node.mark)
+        var result = ConfigMap(path: path, mark: node.mark)
         var merged: [(String, Node)] = []
         for (keyNode, value) in mapping {
             guard case let .scalar(keyScalar) = keyNode else {
-                report(path, "keys must be plain names, found \(Self.shape(keyNode)) as a key")
+                report(path, "keys must be plain names, found \(Self.shape(keyNode)) as a key", at: keyNode.mark)
                 continue
             }
             let key = keyScalar.string
@@ -190,7 +289,7 @@ final class ConfigReader {
                 let sources: [Node] = if case let .sequence(seq) = value { Array(seq) } else { [value] }
                 for source in sources {
                     guard case let .mapping(sourceMap) = source else {
-                        report(ConfigPath.key(path, "<<"), "expected a mapping (or a list of mappings) to merge")
+                        report(ConfigPath.key(path, "<<"), "expected a mapping (or a list of mappings) to merge", at: source.mark)
                         continue
                     }
                     for (k, v) in sourceMap {
@@ -200,34 +299,40 @@ final class ConfigReader {
                 continue
             }
             guard allowed.contains(key) else {
-                reportUnknownKey(key, at: path, allowed: allowed, hints: hints)
+                reportUnknownKey(key, at: path, allowed: allowed, hints: hints, mark: keyNode.mark)
                 continue
             }
-            if !Self.isNull(value) { result.add(key, value) }
+            if !Self.isNull(value) {
+                note(ConfigPath.key(path, key), value.mark)
+                result.add(key, value)
+            }
         }
         for (key, value) in merged {
             if allowed.contains(key) {
-                if !Self.isNull(value) { result.add(key, value) }
+                if !Self.isNull(value) {
+                    note(ConfigPath.key(path, key), value.mark)
+                    result.add(key, value)
+                }
             } else {
-                reportUnknownKey(key, at: path, allowed: allowed, hints: hints)
+                reportUnknownKey(key, at: path, allowed: allowed, hints: hints, mark: value.mark)
             }
         }
         return result
     }
 
-    private func reportUnknownKey(_ key: String, at path: String, allowed: [String], hints: [String: String]) {
+    private func reportUnknownKey(_ key: String, at path: String, allowed: [String], hints: [String: String], mark: Mark?) {
         // `client_secret:abc` (no space after the colon) is one key holding a value: never echo it.
         if key.contains(":") || key.count > 64 || key.contains(where: \.isWhitespace) {
-            report(path, "a key is not a plain name (missing space after ':'? write `key: value`)")
+            report(path, "a key is not a plain name (missing space after ':'? write `key: value`)", at: mark)
             return
         }
         let keyPath = ConfigPath.key(path, key)
         if let hint = hints[key] {
-            report(keyPath, hint)
+            report(keyPath, hint, at: mark)
         } else if let near = Self.suggestion(for: key, among: allowed) {
-            report(keyPath, "unknown key (did you mean '\(near)'?)")
+            report(keyPath, "unknown key (did you mean '\(near)'?)", at: mark)
         } else {
-            report(keyPath, "unknown key (expected one of: \(allowed.joined(separator: ", ")))")
+            report(keyPath, "unknown key (expected one of: \(allowed.joined(separator: ", ")))", at: mark)
         }
     }
 
@@ -245,6 +350,7 @@ final class ConfigReader {
         var items: [NamedConfigItem] = []
         for (index, element) in sequence.enumerated() {
             let indexPath = ConfigPath.index(base, index)
+            note(indexPath, element.mark)
             guard case .mapping = element else {
                 report(indexPath, "expected a mapping (a \(what)), found \(Self.shape(element))")
                 continue
@@ -252,6 +358,7 @@ final class ConfigReader {
             var name: String?
             var path = indexPath
             let nameNode = element["name"].flatMap { Self.isNull($0) ? nil : $0 }
+            note(ConfigPath.key(indexPath, "name"), nameNode?.mark)
             if let nameNode {
                 if let candidate = nameNode.scalar?.string, let problem = Self.nameProblem(candidate, rule: rule) {
                     report(ConfigPath.key(indexPath, "name"), problem)
@@ -262,6 +369,7 @@ final class ConfigReader {
                         names[rule.key(candidate)] = ConfigPath.key(base, candidate)
                         name = candidate
                         path = ConfigPath.key(base, candidate)
+                        note(path, element.mark)
                     }
                 } else {
                     report(ConfigPath.key(indexPath, "name"), "expected a name, found \(Self.shape(nameNode))")
@@ -318,24 +426,38 @@ final class ConfigReader {
 
     /// A whole number in `range` (`default` when absent or wrong).
     func int(_ map: ConfigMap, _ key: String, default value: Int, range: ClosedRange<Int>) -> Int {
-        guard let node = map[key] else { return value }
+        optionalInt(map, key, range: range) ?? value
+    }
+
+    /// A whole number in `range`, or `nil` when absent or wrong (wrong is reported). Numbers
+    /// are decimal, with optional `_` separators; anything else (a fraction, `.nan`, a value
+    /// past the range, one too large for any integer) is refused with the range in the message.
+    func optionalInt(_ map: ConfigMap, _ key: String, range: ClosedRange<Int>) -> Int? {
+        guard let node = map[key] else { return nil }
         let path = map.path(key)
+        let expected = range.upperBound == Int.max ? "at least \(range.lowerBound)" : "between \(range.lowerBound) and \(range.upperBound)"
         guard case let .scalar(scalar) = node else {
-            report(path, "expected a whole number, found \(Self.shape(node))")
-            return value
+            report(path, "expected a whole number \(expected), found \(Self.shape(node))")
+            return nil
         }
-        let text = scalar.string.replacingOccurrences(of: "_", with: "")
-        guard scalar.style == .plain, let number = Int(text.hasPrefix("+") ? String(text.dropFirst()) : text) else {
-            report(path, "expected a whole number, found '\(Self.clip(scalar.string))'")
-            return value
+        var text = Substring(scalar.string.replacingOccurrences(of: "_", with: ""))
+        var negative = false
+        if let sign = text.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            text = text.dropFirst()
         }
+        guard scalar.style == .plain, !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            report(path, "expected a whole number \(expected), found '\(Self.clip(scalar.string))'")
+            return nil
+        }
+        guard let magnitude = Int(text) else {
+            report(path, "must be \(expected), found a number of \(text.count) digits")
+            return nil
+        }
+        let number = negative ? -magnitude : magnitude
         guard range.contains(number) else {
-            if range.upperBound == Int.max {
-                report(path, "must be at least \(range.lowerBound), found \(number)")
-            } else {
-                report(path, "must be between \(range.lowerBound) and \(range.upperBound), found \(number)")
-            }
-            return value
+            report(path, "must be \(expected), found \(number)")
+            return nil
         }
         return number
     }
@@ -366,6 +488,7 @@ final class ConfigReader {
             var values: [(String, String)] = []
             for (index, element) in sequence.enumerated() {
                 let elementPath = ConfigPath.index(path, index)
+                note(elementPath, element.mark)
                 if let value = string(element, at: elementPath) { values.append((value, elementPath)) }
             }
             return values
@@ -381,11 +504,27 @@ final class ConfigReader {
         return choice(text, at: path, as: type)
     }
 
-    func choice<E: RawRepresentable & CaseIterable>(_ text: String, at path: String, as type: E.Type) -> E? where E.RawValue == String {
-        if let value = E(rawValue: text) ?? E(rawValue: text.lowercased()) { return value }
-        let names = E.allCases.map(\.rawValue)
-        report(path, Self.unknownValue(text, among: names))
+    func choice<E: RawRepresentable & CaseIterable>(_ text: String, at path: String, as type: E.Type, what: String = "value") -> E? where E.RawValue == String {
+        choice(text, at: path, among: E.allCases.map { ($0.rawValue, $0) }, what: what)
+    }
+
+    /// The value `text` names in `table` (compared without case), with a suggestion for near misses.
+    func choice<T>(_ text: String, at path: String, among table: [(name: String, value: T)], what: String = "value") -> T? {
+        if let hit = table.first(where: { $0.name == text }) ?? table.first(where: { $0.name == text.lowercased() }) {
+            return hit.value
+        }
+        report(path, Self.unknownValue(text, among: table.map(\.name), what: what))
         return nil
+    }
+
+    /// `choice` for the value at `key`, when the key is given.
+    func choice<T>(_ map: ConfigMap, _ key: String, among table: [(name: String, value: T)], what: String = "value") -> T? {
+        guard let node = map[key], let text = string(node, at: map.path(key)) else { return nil }
+        return choice(text, at: map.path(key), among: table, what: what)
+    }
+
+    func choice<E: RawRepresentable & CaseIterable>(_ map: ConfigMap, _ key: String, as type: E.Type, what: String = "value") -> E? where E.RawValue == String {
+        choice(map, key, among: E.allCases.map { ($0.rawValue, $0) }, what: what)
     }
 
     static func unknownValue(_ text: String, among names: [String], what: String = "value") -> String {
@@ -413,6 +552,8 @@ final class ConfigReader {
 
     /// The candidate closest to `word` when it is close enough to be a likely typo.
     static func suggestion(for word: String, among candidates: [String]) -> String? {
+        // The distance table is |word| × |candidate|: a huge value is no typo of a short name.
+        guard word.count <= 64 else { return nil }
         let lowered = word.lowercased()
         var best: (String, Int)?
         for candidate in candidates {

@@ -1,5 +1,8 @@
-import Routing
+import Audit
+import Identity
+import Kerberos
 import Logging
+import Routing
 
 // The configuration as plain data. `GatewayConfig.load(path:)` / `parse(yaml:baseDirectory:)`
 // produce it from YAML (see Configs/tdsgate.yaml for every key); everything here is already
@@ -27,15 +30,13 @@ public struct GatewayConfig: Sendable, Hashable {
     /// switches it on (follow only, no files).
     public var dump: DumpConfig?
     public var shutdownGraceSeconds: Int
-    /// One of `GatewayConfig.logLevels` (swift-log's level names).
-    public var logLevel: String
+    public var logLevel: Logger.Level
     /// Absolute path of the file this came from (`nil` when parsed from a string).
     public var sourcePath: String?
 
     public static let defaultShutdownGraceSeconds = 30
     public static let defaultLoginCacheSeconds = 300
-    public static let defaultLogLevel = "info"
-    public static let logLevels = Logger.Level.allCases.map(\.rawValue)
+    public static let defaultLogLevel = Logger.Level.info
 
     public init(
         listeners: [ListenerConfig] = [],
@@ -48,7 +49,7 @@ public struct GatewayConfig: Sendable, Hashable {
         loginCacheSeconds: Int = GatewayConfig.defaultLoginCacheSeconds,
         admin: AdminConfig? = nil,
         shutdownGraceSeconds: Int = GatewayConfig.defaultShutdownGraceSeconds,
-        logLevel: String = GatewayConfig.defaultLogLevel,
+        logLevel: Logger.Level = GatewayConfig.defaultLogLevel,
         sourcePath: String? = nil
     ) {
         self.listeners = listeners
@@ -86,11 +87,6 @@ public struct GatewayConfig: Sendable, Hashable {
     public func policyRule(named name: String) -> PolicyRuleConfig? {
         policy.first { $0.name == name }
     }
-
-    /// `logLevel` as a swift-log level.
-    public var loggerLevel: Logger.Level {
-        Logger.Level(rawValue: logLevel) ?? .info
-    }
 }
 
 /// How a client may protect its connection to a listener.
@@ -123,10 +119,28 @@ public struct ListenerConfig: Sendable, Hashable {
     public var tagSessions: Bool
     /// Integrated (Kerberos) logins; nil = refused on this listener.
     public var kerberos: KerberosListenerConfig?
+    /// Bounds the time from accept to the login reply; a client that has not logged in by
+    /// then is closed.
+    public var loginTimeoutSeconds: Int = ListenerConfig.defaultLoginTimeoutSeconds
+    /// Client connections open at once (all sources); nil = no limit.
+    public var maxConnections: Int?
+    /// Client connections open at once from one client address; nil = no limit.
+    public var maxConnectionsPerSource: Int?
+    /// Connections accepted but not yet logged in; nil = no limit.
+    public var maxPendingLogins: Int?
+    /// PROXY protocol headers from trusted load balancers; nil = none accepted.
+    public var proxyProtocol: ProxyProtocolConfig?
+    /// Put the principal in each session's SESSION_CONTEXT (`tdsgate.principal`); a policy
+    /// rule's `session_context` overrides it.
+    public var sessionContext: Bool = false
 
     public static let defaultAddress = "127.0.0.1"
     public static let defaultPort = 1433
     public static let defaultClientEncryption: Set<ClientEncryption> = [.required, .strict]
+    public static let defaultLoginTimeoutSeconds = 30
+    public static let loginTimeoutSecondsRange = 1...3_600
+    /// For max_connections, max_connections_per_source and max_pending_logins.
+    public static let connectionLimitRange = 1...1_000_000
 
     public init(
         name: String,
@@ -149,34 +163,68 @@ public struct ListenerConfig: Sendable, Hashable {
     }
 }
 
+/// A PROXY protocol version (HAProxy's `send-proxy` is v1 text, `send-proxy-v2` binary).
+public enum ProxyProtocolVersion: String, Sendable, Hashable, CaseIterable {
+    case v1, v2
+}
+
+/// `proxy_protocol:` of a listener: connections from `trustedSources` must start with a
+/// PROXY header, whose address is then the client's.
+public struct ProxyProtocolConfig: Sendable, Hashable {
+    public var versions: Set<ProxyProtocolVersion>
+    /// Never empty.
+    public var trustedSources: [IPNetwork]
+
+    public static let defaultVersions: Set<ProxyProtocolVersion> = [.v1, .v2]
+
+    public init(versions: Set<ProxyProtocolVersion> = ProxyProtocolConfig.defaultVersions, trustedSources: [IPNetwork]) {
+        self.versions = versions
+        self.trustedSources = trustedSources
+    }
+
+    /// Whether a connection from `address` (4 or 16 bytes) comes from a trusted source.
+    public func trusts(_ address: [UInt8]) -> Bool {
+        trustedSources.contains { $0.contains(address) }
+    }
+}
+
 /// `kerberos:` of a listener: tdsgate as a GSSAPI acceptor for `MSSQLSvc/<host>:<port>`.
 public struct KerberosListenerConfig: Sendable, Hashable {
     /// Keytab with the service keys; re-read when it changes.
     public var keytab: String
-    /// Client realms accepted; `["*"]` = any realm the keytab's KDC vouches for.
-    public var realms: [String]
+    /// Client realms accepted (`["*"]` in the file = any realm the keytab's KDC vouches for).
+    public var realms: KerberosRealmPolicy
     public var nameRules: [KerberosNameRuleConfig]
 
-    public init(keytab: String, realms: [String], nameRules: [KerberosNameRuleConfig] = []) {
+    public init(keytab: String, realms: KerberosRealmPolicy, nameRules: [KerberosNameRuleConfig] = []) {
         self.keytab = keytab
         self.realms = realms
         self.nameRules = nameRules
     }
+
+    /// The acceptor's settings. Patterns were checked when the file was read, so this
+    /// throws only for a value built in code with a bad pattern.
+    public func acceptorConfig() throws -> KerberosAcceptorConfig {
+        let rules = try nameRules.map { try KerberosNameRule(realm: $0.realm, pattern: $0.pattern, output: $0.output, lowercase: $0.lowercase) }
+        return KerberosAcceptorConfig(keytabPath: keytab, acceptedRealms: realms, nameRules: rules, replayCache: nil)
+    }
 }
 
 /// One `name_rules` entry: which client principals it applies to and the tdsgate name.
+/// (`KerberosNameRule` itself holds a compiled expression and is not comparable.)
 public struct KerberosNameRuleConfig: Sendable, Hashable {
     public var realm: String?
     /// Regular expression over the whole `user@REALM`.
     public var pattern: String?
-    /// `user`, `principal`, or a template with `{user}`, `{realm}`, `{principal}`, `$1`...
-    public var name: String
+    /// `name:` in the file: `user`, `principal`, or a template with `{user}`, `{realm}`,
+    /// `{principal}`, `$1`...
+    public var output: KerberosNameRule.Output
     public var lowercase: Bool
 
-    public init(realm: String? = nil, pattern: String? = nil, name: String = "user", lowercase: Bool = false) {
+    public init(realm: String? = nil, pattern: String? = nil, output: KerberosNameRule.Output = .user, lowercase: Bool = false) {
         self.realm = realm
         self.pattern = pattern
-        self.name = name
+        self.output = output
         self.lowercase = lowercase
     }
 }
@@ -250,27 +298,32 @@ public struct ClusterConfig: Sendable, Hashable {
     /// healthy and its configured role as true.
     public var probe: ProbeConfig?
     /// How read-intent sessions spread over healthy replicas.
-    public var balancing: String
+    public var balancing: Balancing
     /// Read-intent sessions go to the primary when no replica is healthy.
     public var readFallbackToPrimary: Bool
     /// How long a write login waits for a primary during a failover.
     public var maxWriteWaitMs: Int
-    /// Sessions on a demoted primary: `immediately` or `after_request`.
-    public var demotion: String
+    /// Sessions on a demoted primary (`demotion: immediately | after_request`).
+    public var demotion: DemotionClosePolicy
     /// `routing:` rules in order; the first that matches a session decides its options.
     public var routing: [RoutingRule] = []
     /// `redirect` (default): follow Azure's routing ENVCHANGE to the worker. `proxy`: the
     /// servers are pinned to the Proxy connection policy, so tdsgate stays on the endpoint it
     /// dialled and treats a redirect as a misconfiguration (e.g. only port 1433 is open).
-    public var connectionPolicy: String = "redirect"
+    public var connectionPolicy: ConnectionPolicy = .redirect
     /// The Azure failover group behind this cluster, for `tdsgate drill failover`.
     public var failoverGroup: FailoverGroupConfig?
+    /// Backend connection pooling; nil = every client login opens its own backend session.
+    public var pool: PoolConfig?
+    /// Re-establish a backend session that breaks while idle (TDS session recovery).
+    public var recoverSessions: Bool = true
 
     public static let defaultConnectTimeoutMs = 5_000
     public static let defaultLoginTimeoutMs = 15_000
-    public static let balancingModes = ["round_robin", "least_sessions", "lowest_latency"]
-    public static let demotionModes = ["immediately", "after_request"]
-    public static let connectionPolicies = ["redirect", "proxy"]
+    /// `demotion:` values in the file.
+    public static let demotionNames: [(name: String, value: DemotionClosePolicy)] = [
+        ("immediately", .immediately), ("after_request", .afterCurrentRequest),
+    ]
 
     public init(
         name: String,
@@ -281,10 +334,10 @@ public struct ClusterConfig: Sendable, Hashable {
         loginTimeoutMs: Int = ClusterConfig.defaultLoginTimeoutMs,
         endpoints: [EndpointConfig] = [],
         probe: ProbeConfig? = nil,
-        balancing: String = "round_robin",
+        balancing: Balancing = .roundRobin,
         readFallbackToPrimary: Bool = true,
         maxWriteWaitMs: Int = 15_000,
-        demotion: String = "after_request"
+        demotion: DemotionClosePolicy = .afterCurrentRequest
     ) {
         self.name = name
         self.databases = databases
@@ -305,15 +358,54 @@ public struct ClusterConfig: Sendable, Hashable {
     }
 }
 
+/// `connection_policy:` of a cluster.
+public enum ConnectionPolicy: String, Sendable, Hashable, CaseIterable {
+    /// Follow Azure's routing ENVCHANGE to the worker (Azure's Redirect policy).
+    case redirect
+    /// The servers are pinned to Azure's Proxy policy: stay on the endpoint dialled and
+    /// treat a redirect as a misconfiguration.
+    case proxy
+}
+
+/// How a pooled backend connection is shared.
+public enum PoolMode: String, Sendable, Hashable, CaseIterable {
+    /// A client session holds its backend connection from login to logout.
+    case session
+    /// Client sessions share backend connections between transactions.
+    case transaction
+}
+
+/// `pool:` of a cluster. Limits are per endpoint and backend identity.
+public struct PoolConfig: Sendable, Hashable {
+    public var mode: PoolMode
+    public var maxBackendConnections: Int
+    /// Idle connections kept open ahead of demand; at most `maxBackendConnections`.
+    public var minIdle: Int
+    public var idleTimeoutSeconds: Int
+    /// A connection is retired after this long (and never used past its token's expiry).
+    public var maxLifetimeSeconds: Int
+    /// How long a login waits for a connection at the limit before it is refused.
+    public var acquireTimeoutMs: Int
+
+    public static let maxBackendConnectionsRange = 1...100_000
+    public static let idleTimeoutSecondsRange = 1...86_400
+    public static let maxLifetimeSecondsRange = 1...604_800
+    public static let acquireTimeoutMsRange = 0...600_000
+
+    public init(mode: PoolMode = .session, maxBackendConnections: Int = 100, minIdle: Int = 0, idleTimeoutSeconds: Int = 300,
+                maxLifetimeSeconds: Int = 3_600, acquireTimeoutMs: Int = 5_000) {
+        self.mode = mode
+        self.maxBackendConnections = maxBackendConnections
+        self.minIdle = minIdle
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.maxLifetimeSeconds = maxLifetimeSeconds
+        self.acquireTimeoutMs = acquireTimeoutMs
+    }
+}
+
 /// `audit:`: where the JSON-lines audit trail goes and what it holds.
 public struct AuditConfig: Sendable, Hashable {
-    public enum Destination: Sendable, Hashable {
-        case stdout
-        case file(path: String, maxBytes: Int)
-        case syslog(host: String, port: Int, transport: String, facility: String, appName: String)
-    }
-
-    public var destination: Destination
+    public var destination: AuditLog.Destination
     /// SQL batches and RPC calls too (not only logins and sessions).
     public var statements: Bool
     /// Literals in SQL text and RPC parameter values replaced by `?` / `<masked>`.
@@ -321,14 +413,34 @@ public struct AuditConfig: Sendable, Hashable {
     public var queueCapacity: Int
 
     public static let destinations = ["stdout", "file", "syslog"]
-    public static let facilities = ["kern", "user", "daemon", "auth", "syslog", "authpriv",
-                                    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]
 
-    public init(destination: Destination = .stdout, statements: Bool = false, maskLiterals: Bool = true, queueCapacity: Int = 10_000) {
+    public init(destination: AuditLog.Destination = .stdout, statements: Bool = false, maskLiterals: Bool = true, queueCapacity: Int = 10_000) {
         self.destination = destination
         self.statements = statements
         self.maskLiterals = maskLiterals
         self.queueCapacity = queueCapacity
+    }
+}
+
+extension SyslogConfiguration.Facility {
+    /// The facility's name as syslog.conf writes it (`audit.syslog.facility`).
+    public var name: String {
+        switch self {
+        case .kern: "kern"
+        case .user: "user"
+        case .daemon: "daemon"
+        case .auth: "auth"
+        case .syslog: "syslog"
+        case .authpriv: "authpriv"
+        case .local0: "local0"
+        case .local1: "local1"
+        case .local2: "local2"
+        case .local3: "local3"
+        case .local4: "local4"
+        case .local5: "local5"
+        case .local6: "local6"
+        case .local7: "local7"
+        }
     }
 }
 
@@ -380,11 +492,6 @@ public struct ProbeConfig: Sendable, Hashable {
     }
 }
 
-/// What an endpoint is expected to be; `auto` leaves it to the prober.
-public enum EndpointRole: String, Sendable, Hashable, CaseIterable {
-    case primary, replica, auto
-}
-
 /// One backend server of a cluster (HAProxy's server).
 public struct EndpointConfig: Sendable, Hashable {
     /// Unique in its cluster; defaults to `host` (or `host:port` when two endpoints share a host).
@@ -393,14 +500,15 @@ public struct EndpointConfig: Sendable, Hashable {
     public var port: Int
     /// Name expected in the backend certificate; defaults to `host`.
     public var tlsName: String
-    public var role: EndpointRole
+    /// What the endpoint is expected to be; `auto` leaves it to the prober.
+    public var role: RoleHint
     /// A geo-replicated server: probes also read sys.dm_geo_replication_link_status.
     public var geo: Bool = false
 
     public static let defaultPort = 1433
-    public static let defaultRole = EndpointRole.auto
+    public static let defaultRole = RoleHint.auto
 
-    public init(name: String, host: String, port: Int = EndpointConfig.defaultPort, tlsName: String? = nil, role: EndpointRole = EndpointConfig.defaultRole) {
+    public init(name: String, host: String, port: Int = EndpointConfig.defaultPort, tlsName: String? = nil, role: RoleHint = EndpointConfig.defaultRole) {
         self.name = name
         self.host = host
         self.port = port
@@ -409,61 +517,17 @@ public struct EndpointConfig: Sendable, Hashable {
     }
 }
 
-/// Where tdsgate gets the access token it logs in to the backend with.
+/// Where tdsgate gets the access token it logs in to the backend with: the Identity
+/// module's spec, as the file gives it (secret files as absolute paths).
 public struct BackendIdentityConfig: Sendable, Hashable {
-    public var name: String
-    /// One of `BackendIdentityConfig.kinds`.
-    public var kind: String
-    /// Override of the kind's well-known token URL (IMDS, App Service, Arc).
-    public var endpoint: String?
-    /// User-assigned identity selectors: at most one of the three.
-    public var clientID: String?
-    public var objectID: String?
-    public var resourceID: String?
-    public var tenantID: String?
-    public var authorityHost: String?
-    /// Given inline in the file (allowed; `clientSecretFile` is recommended).
-    public var clientSecret: String?
-    public var clientSecretFile: String?
-    public var certificateFile: String?
-    public var privateKeyFile: String?
-    public var tokenFile: String?
-    /// Resource (audience) the token is requested for.
-    public var resource: String
+    public var spec: BackendIdentitySpec
 
-    public static let kinds = ["imds", "app_service", "arc", "workload_identity", "service_principal", "static_file", "auto"]
+    public var name: String { spec.name }
+
     public static let defaultResource = "https://database.windows.net/"
 
-    public init(
-        name: String,
-        kind: String,
-        endpoint: String? = nil,
-        clientID: String? = nil,
-        objectID: String? = nil,
-        resourceID: String? = nil,
-        tenantID: String? = nil,
-        authorityHost: String? = nil,
-        clientSecret: String? = nil,
-        clientSecretFile: String? = nil,
-        certificateFile: String? = nil,
-        privateKeyFile: String? = nil,
-        tokenFile: String? = nil,
-        resource: String = BackendIdentityConfig.defaultResource
-    ) {
-        self.name = name
-        self.kind = kind
-        self.endpoint = endpoint
-        self.clientID = clientID
-        self.objectID = objectID
-        self.resourceID = resourceID
-        self.tenantID = tenantID
-        self.authorityHost = authorityHost
-        self.clientSecret = clientSecret
-        self.clientSecretFile = clientSecretFile
-        self.certificateFile = certificateFile
-        self.privateKeyFile = privateKeyFile
-        self.tokenFile = tokenFile
-        self.resource = resource
+    public init(_ spec: BackendIdentitySpec) {
+        self.spec = spec
     }
 }
 
@@ -482,50 +546,22 @@ public struct LoginConfig: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "LoginConfig(name: \(name))" }
 }
 
-/// Who (match) may reach what (clusters, databases, write) as which backend identity.
+/// Who (match) may reach what (clusters, databases, write) as which backend identity: the
+/// Identity module's rule, as the file gives it.
 public struct PolicyRuleConfig: Sendable, Hashable {
-    public var name: String
-    /// Claim → value; every entry must hold; empty = any principal.
-    /// Keys are `PolicyRuleConfig.matchKeys`.
-    public var match: [String: String]
-    /// Cluster names, or `*` for any.
-    public var clusters: [String]
-    /// Database names, or `*` for any.
-    public var databases: [String]
-    /// `false` = read-only sessions (ApplicationIntent=ReadOnly).
-    public var write: Bool
-    public var backendIdentity: String
-    /// Overrides the listener's `tag_sessions` when set.
-    public var tagAppName: Bool?
+    public var rule: PolicyRule
 
-    public static let matchKeys = ["login", "object_id", "group", "app_role", "upn", "app_id", "realm", "kerberos"]
+    public var name: String { rule.name }
 
-    public init(
-        name: String,
-        match: [String: String] = [:],
-        clusters: [String] = ["*"],
-        databases: [String] = ["*"],
-        write: Bool = false,
-        backendIdentity: String,
-        tagAppName: Bool? = nil
-    ) {
-        self.name = name
-        self.match = match
-        self.clusters = clusters
-        self.databases = databases
-        self.write = write
-        self.backendIdentity = backendIdentity
-        self.tagAppName = tagAppName
-    }
+    /// `match:` keys in the file, each one `PolicyMatch` case.
+    public static let matchKeys: [(key: String, match: @Sendable (String) -> PolicyMatch)] = [
+        ("login", PolicyMatch.login), ("object_id", PolicyMatch.objectID), ("group", PolicyMatch.group),
+        ("app_role", PolicyMatch.appRole), ("upn", PolicyMatch.upn), ("app_id", PolicyMatch.appID),
+        ("realm", PolicyMatch.realm), ("kerberos", PolicyMatch.kerberos),
+    ]
 
-    /// Whether `cluster` is among the rule's clusters (`*` = any).
-    public func allows(cluster: String) -> Bool {
-        clusters.contains("*") || clusters.contains(cluster)
-    }
-
-    /// Whether `database` is among the rule's databases (`*` = any; case-insensitive).
-    public func allows(database: String) -> Bool {
-        databases.contains("*") || databases.contains { $0.lowercased() == database.lowercased() }
+    public init(_ rule: PolicyRule) {
+        self.rule = rule
     }
 }
 

@@ -1,20 +1,25 @@
+import Audit
 import Foundation
+import Identity
+import Kerberos
+import Logging
 import Routing
 import Yams
 
 extension GatewayConfig {
     /// Reads and validates the configuration file at `path`. Relative paths in it resolve
-    /// against the file's folder. Throws every problem found, not only the first.
+    /// against the file's folder. Throws every problem found, not only the first; problems
+    /// are located as `path:line:column` with `path` as given here.
     /// `checkFiles: false` skips the checks that named files exist and hold what they should.
     public static func load(path: String, checkFiles: Bool = true) throws(ConfigErrors) -> GatewayConfig {
         let absolute = ConfigFiles.absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
         let yaml = try readText(absolute, pathForProblems: absolute)
-        return try parse(yaml: yaml, baseDirectory: ConfigFiles.directory(of: absolute), sourcePath: absolute, checkFiles: checkFiles)
+        return try parse(yaml: yaml, baseDirectory: ConfigFiles.directory(of: absolute), sourcePath: absolute, file: path, checkFiles: checkFiles)
     }
 
     /// Parses and validates configuration text; relative paths resolve against `baseDirectory`.
     public static func parse(yaml: String, baseDirectory: String, checkFiles: Bool = true) throws(ConfigErrors) -> GatewayConfig {
-        try parse(yaml: yaml, baseDirectory: baseDirectory, sourcePath: nil, checkFiles: checkFiles)
+        try parse(yaml: yaml, baseDirectory: baseDirectory, sourcePath: nil, file: nil, checkFiles: checkFiles)
     }
 
     /// Reads a logins file (a list of `{name, password_hash}`, or a mapping with one key
@@ -28,11 +33,16 @@ extension GatewayConfig {
         return logins
     }
 
-    static func parse(yaml: String, baseDirectory: String, sourcePath: String?, checkFiles: Bool) throws(ConfigErrors) -> GatewayConfig {
-        let reader = ConfigReader(baseDirectory: baseDirectory, checkFiles: checkFiles)
+    static func parse(yaml: String, baseDirectory: String, sourcePath: String?, file: String?, checkFiles: Bool) throws(ConfigErrors) -> GatewayConfig {
+        let reader = ConfigReader(baseDirectory: baseDirectory, checkFiles: checkFiles, file: file)
         var config = GatewayConfig()
         if let root = reader.compose(yaml) {
-            config = reader.parseGateway(root)
+            var places = ConfigPlaces()
+            config = reader.parseGateway(root, places: &places)
+            reader.validate(config, places: places)
+            if case let .mapping(mapping) = root {
+                reader.orderProblems(byTopLevelKeys: mapping.keys.compactMap { $0.scalar?.string })
+            }
         }
         config.sourcePath = sourcePath
         if !reader.problems.isEmpty { throw ConfigErrors(problems: reader.problems) }
@@ -43,11 +53,31 @@ extension GatewayConfig {
         if let problem = ConfigFiles.problem(with: path, expect: .anything) {
             throw ConfigErrors(problems: [ConfigProblem(path: pathForProblems, message: problem)])
         }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > ConfigReader.maximumFileBytes {
+            throw ConfigErrors(problems: [ConfigProblem(path: pathForProblems, message: "the file is larger than \(ConfigReader.maximumFileBytes >> 20) MiB")])
+        }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ConfigErrors(problems: [ConfigProblem(path: pathForProblems, message: "not UTF-8 text: \(path)")])
         }
         return text
     }
+}
+
+/// Where the structural pass found each item, for the validation pass. Each list runs
+/// parallel to the configuration's list of the same name.
+struct ConfigPlaces {
+    struct Cluster {
+        var item: ConfigItemPlace
+        var endpoints: [ConfigItemPlace] = []
+        var routing: [ConfigItemPlace] = []
+        var pool: ConfigItemPlace?
+    }
+
+    var listeners: [ConfigItemPlace] = []
+    var clusters: [Cluster] = []
+    var backendIdentities: [ConfigItemPlace] = []
+    var policy: [ConfigItemPlace] = []
+    var admin: ConfigItemPlace?
 }
 
 // MARK: - Sections
@@ -58,36 +88,24 @@ extension ConfigReader {
         "throttle", "login_cache_seconds", "admin", "audit", "dump", "shutdown_grace_seconds", "log_level",
     ]
 
-    func parseGateway(_ root: Node) -> GatewayConfig {
+    /// The structural pass: every section into typed values, with defaults; references to
+    /// other sections are recorded (`references`) for the validation pass.
+    func parseGateway(_ root: Node, places: inout ConfigPlaces) -> GatewayConfig {
         var config = GatewayConfig()
         if Self.isNull(root) {
             report("(root)", "the configuration is empty (expected \(Self.topLevelKeys.joined(separator: ", ")))")
             return config
         }
         guard let top = map(root, at: "", keys: Self.topLevelKeys) else { return config }
-        defer {
-            if case let .mapping(mapping) = root {
-                orderProblems(byTopLevelKeys: mapping.keys.compactMap { $0.scalar?.string })
-            }
-        }
-
-        // Names that other sections refer to, gathered first so that references can be
-        // checked wherever they appear.
-        var clusterNames: [String: String] = [:]
-        var identityNames: [String: String] = [:]
-        var loginNames: [String: String] = [:]
 
         if let node = top["clusters"] {
-            config.clusters = parseClusters(node, names: &clusterNames)
+            config.clusters = parseClusters(node, places: &places.clusters)
             if case let .sequence(s) = node, s.isEmpty { report("clusters", "must list at least one cluster") }
         } else {
             report("clusters", "is required (at least one cluster of backend endpoints)")
         }
         if let node = top["backend_identities"] {
-            config.backendIdentities = parseBackendIdentities(node, names: &identityNames)
-        }
-        for ref in probeReferences {
-            checkReference(ref.name, at: ref.path, what: "backend identity", names: identityNames)
+            config.backendIdentities = parseBackendIdentities(node, places: &places.backendIdentities)
         }
         if let node = top["logins"] {
             config.logins = parseLogins(node, at: "logins", names: &loginNames)
@@ -100,13 +118,13 @@ extension ConfigReader {
             }
         }
         if let node = top["listeners"] {
-            config.listeners = parseListeners(node, clusters: clusterNames)
+            config.listeners = parseListeners(node, places: &places.listeners)
             if case let .sequence(s) = node, s.isEmpty { report("listeners", "must list at least one listener") }
         } else {
             report("listeners", "is required (at least one listener for clients)")
         }
         if let node = top["policy"] {
-            config.policy = parsePolicy(node, config: config, clusters: clusterNames, identities: identityNames, logins: loginNames)
+            config.policy = parsePolicy(node, places: &places.policy)
             if case let .sequence(s) = node, s.isEmpty {
                 report("policy", "must list at least one rule (without rules every login is refused)")
             }
@@ -121,8 +139,9 @@ extension ConfigReader {
                 blockSeconds: int(m, "block_seconds", default: defaults.blockSeconds, range: 1...604_800)
             )
         }
-        if let node = top["admin"] {
-            config.admin = parseAdmin(node, listeners: config.listeners)
+        if let node = top["admin"], let m = map(node, at: "admin", keys: ["address", "port", "bearer_token_file"]) {
+            config.admin = parseAdmin(m)
+            places.admin = m.place
         }
         if let node = top["audit"] {
             config.audit = parseAudit(node)
@@ -132,33 +151,29 @@ extension ConfigReader {
         }
         config.loginCacheSeconds = int(top, "login_cache_seconds", default: GatewayConfig.defaultLoginCacheSeconds, range: 0...86_400)
         config.shutdownGraceSeconds = int(top, "shutdown_grace_seconds", default: GatewayConfig.defaultShutdownGraceSeconds, range: 0...3_600)
-        if let node = top["log_level"], let text = string(node, at: "log_level") {
-            if GatewayConfig.logLevels.contains(text.lowercased()) {
-                config.logLevel = text.lowercased()
-            } else {
-                report("log_level", Self.unknownValue(text, among: GatewayConfig.logLevels, what: "level"))
-            }
-        }
+        config.logLevel = choice(top, "log_level", as: Logger.Level.self, what: "level") ?? GatewayConfig.defaultLogLevel
         return config
     }
 
     // MARK: listeners
 
-    func parseListeners(_ node: Node, clusters: [String: String]) -> [ListenerConfig] {
+    static let listenerKeys = [
+        "name", "address", "port", "tls", "client_encryption", "cluster", "entra", "tag_sessions", "kerberos",
+        "login_timeout_s", "max_connections", "max_connections_per_source", "max_pending_logins", "proxy_protocol",
+        "session_context",
+    ]
+
+    func parseListeners(_ node: Node, places: inout [ConfigItemPlace]) -> [ListenerConfig] {
         var names: [String: String] = [:]
-        var binds: [(address: String, port: Int, path: String)] = []
         var result: [ListenerConfig] = []
-        let keys = ["name", "address", "port", "tls", "client_encryption", "cluster", "entra", "tag_sessions", "kerberos"]
-        for item in namedItems(node, at: "listeners", keys: keys, what: "listener", names: &names) {
+        for item in namedItems(node, at: "listeners", keys: Self.listenerKeys, what: "listener", names: &names) {
             let m = item.map
             var listener = ListenerConfig(name: item.name ?? "")
             if let address = string(m, "address") {
                 if let problem = ConfigValues.hostProblem(address) { report(m.path("address"), problem) }
                 listener.address = address
             }
-            let problemsBeforePort = problems.count
             listener.port = int(m, "port", default: ListenerConfig.defaultPort, range: 0...65_535)
-            let portIsValid = problems.count == problemsBeforePort
             if let tlsNode = m["tls"], let tls = map(tlsNode, at: m.path("tls"), keys: ["certificate", "key"]) {
                 let certificate = file(tls, "certificate", required: true, expect: .certificatePEM)
                 let key = file(tls, "key", required: true, expect: .privateKeyPEM)
@@ -174,19 +189,8 @@ extension ConfigReader {
                 }
                 if !set.isEmpty { listener.clientEncryption = set }
             }
-            if !m.has("tls") {
-                let needing = ClientEncryption.allCases.filter { listener.clientEncryption.contains($0) && $0.needsTLS }
-                if !needing.isEmpty {
-                    if m.has("client_encryption") {
-                        let list = needing.map(\.rawValue).joined(separator: ", ")
-                        report(m.path("client_encryption"), "\(list) need\(needing.count == 1 ? "s" : "") a certificate: add \(m.path("tls")) or allow only plaintext")
-                    } else {
-                        report(m.path("tls"), "is required: client_encryption defaults to [required, strict], which need a certificate (set client_encryption: [plaintext] for a listener without TLS)")
-                    }
-                }
-            }
             if let cluster = string(m, "cluster") {
-                checkReference(cluster, at: m.path("cluster"), what: "cluster", names: clusters)
+                references.append(ConfigReference(kind: .cluster, name: cluster, path: m.path("cluster")))
                 listener.cluster = cluster
             }
             if let entraNode = m["entra"] {
@@ -196,20 +200,46 @@ extension ConfigReader {
             if let node = m["kerberos"] {
                 listener.kerberos = parseKerberos(node, at: m.path("kerberos"))
             }
-
-            if listener.port != 0 && portIsValid {
-                if let clash = binds.first(where: { $0.port == listener.port && Self.addressesOverlap($0.address, listener.address) }) {
-                    report(m.path("port"), "address and port already used by \(clash.path)")
-                }
-                binds.append((listener.address, listener.port, item.path))
+            listener.loginTimeoutSeconds = int(m, "login_timeout_s", default: ListenerConfig.defaultLoginTimeoutSeconds,
+                                               range: ListenerConfig.loginTimeoutSecondsRange)
+            listener.maxConnections = optionalInt(m, "max_connections", range: ListenerConfig.connectionLimitRange)
+            listener.maxConnectionsPerSource = optionalInt(m, "max_connections_per_source", range: ListenerConfig.connectionLimitRange)
+            listener.maxPendingLogins = optionalInt(m, "max_pending_logins", range: ListenerConfig.connectionLimitRange)
+            if let node = m["proxy_protocol"] {
+                listener.proxyProtocol = parseProxyProtocol(node, at: m.path("proxy_protocol"))
             }
+            listener.sessionContext = bool(m, "session_context") ?? false
             result.append(listener)
+            places.append(m.place)
         }
         return result
     }
 
-    static func addressesOverlap(_ a: String, _ b: String) -> Bool {
-        a.lowercased() == b.lowercased() || ConfigValues.isWildcard(a) || ConfigValues.isWildcard(b)
+    func parseProxyProtocol(_ node: Node, at path: String) -> ProxyProtocolConfig? {
+        guard let m = map(node, at: path, keys: ["versions", "trusted_sources"]) else { return nil }
+        var config = ProxyProtocolConfig(trustedSources: [])
+        if let versions = stringList(m, "versions") {
+            config.versions = Set(versions.compactMap { choice($0.value, at: $0.path, as: ProxyProtocolVersion.self, what: "version") })
+            if versions.isEmpty { report(m.path("versions"), "must list at least one of v1, v2") }
+            if config.versions.isEmpty { config.versions = ProxyProtocolConfig.defaultVersions }
+        }
+        if let sources = stringList(m, "trusted_sources") {
+            for source in sources {
+                do {
+                    config.trustedSources.append(try IPNetwork(parsing: source.value))
+                } catch {
+                    if case .hostBitsSet = error {
+                        report(source.path, error.description)
+                    } else {
+                        report(source.path, "\(error), found '\(Self.clip(source.value))'")
+                    }
+                }
+            }
+            if sources.isEmpty { report(m.path("trusted_sources"), "must list at least one address or network") }
+        } else {
+            report(m.path("trusted_sources"), "is required: the load balancers' addresses or networks (CIDR) allowed to send PROXY headers")
+        }
+        return config
     }
 
     func parseEntra(_ node: Node, at path: String) -> EntraListenerConfig? {
@@ -256,6 +286,48 @@ extension ConfigReader {
         return entra
     }
 
+    func parseKerberos(_ node: Node, at base: String) -> KerberosListenerConfig? {
+        guard let m = map(node, at: base, keys: ["keytab", "realms", "name_rules"]) else { return nil }
+        let keytab = file(m, "keytab", required: true, expect: .nonEmpty) ?? ""
+        let realms = stringList(m, "realms")?.map(\.value) ?? []
+        if realms.isEmpty {
+            report(m.path("realms"), "is required: the client realms to accept, or [\"*\"] for any realm the KDC vouches for")
+        }
+        let policy: KerberosRealmPolicy = realms.contains("*") ? .anyRealm : .only(realms)
+        var rules: [KerberosNameRuleConfig] = []
+        if let rulesNode = m["name_rules"] {
+            guard case let .sequence(sequence) = rulesNode else {
+                report(m.path("name_rules"), "expected a list of rules, found \(Self.shape(rulesNode))")
+                return KerberosListenerConfig(keytab: keytab, realms: policy)
+            }
+            for (index, element) in sequence.enumerated() {
+                let path = ConfigPath.index(m.path("name_rules"), index)
+                guard let r = map(element, at: path, keys: ["realm", "pattern", "name", "lowercase"]) else { continue }
+                var rule = KerberosNameRuleConfig(realm: string(r, "realm"), pattern: string(r, "pattern"),
+                                                  output: Self.kerberosOutput(string(r, "name")), lowercase: bool(r, "lowercase") ?? false)
+                if let pattern = rule.pattern, (try? KerberosNameRule(pattern: pattern)) == nil {
+                    report(r.path("pattern"), "is not a valid regular expression")
+                    rule.pattern = nil
+                }
+                rules.append(rule)
+            }
+        }
+        return KerberosListenerConfig(keytab: keytab, realms: policy, nameRules: rules)
+    }
+
+    /// `name:` of a Kerberos name rule: `user` (the default), `principal`, or a template.
+    static func kerberosOutput(_ text: String?) -> KerberosNameRule.Output {
+        switch text {
+        case nil, "user": .user
+        case "principal": .principal
+        case let template?: .template(template)
+        }
+    }
+
+    // MARK: audit
+
+    static let facilityNames = SyslogConfiguration.Facility.allCases.map { (name: $0.name, value: $0) }
+
     func parseAudit(_ node: Node) -> AuditConfig? {
         guard let m = map(node, at: "audit", keys: ["destination", "file", "max_bytes", "syslog", "statements", "mask_literals", "queue_capacity"]) else {
             return nil
@@ -278,58 +350,33 @@ extension ConfigReader {
                 return audit
             }
             let host = string(sys, "host", required: true) ?? ""
-            let transport = string(sys, "transport") ?? "udp"
-            if !["udp", "tcp"].contains(transport) { report(sys.path("transport"), "must be udp or tcp") }
-            let facility = string(sys, "facility") ?? "authpriv"
-            if !AuditConfig.facilities.contains(facility) {
-                report(sys.path("facility"), Self.unknownValue(facility, among: AuditConfig.facilities, what: "facility"))
-            }
-            audit.destination = .syslog(host: host, port: int(sys, "port", default: 514, range: 1...65_535), transport: transport,
-                                        facility: facility, appName: string(sys, "app_name") ?? "tdsgate")
+            if !host.isEmpty, let problem = ConfigValues.hostProblem(host) { report(sys.path("host"), problem) }
+            var syslog = SyslogConfiguration(host: host, port: int(sys, "port", default: 514, range: 1...65_535))
+            syslog.transport = choice(sys, "transport", as: SyslogConfiguration.Transport.self, what: "transport") ?? .udp
+            syslog.facility = choice(sys, "facility", among: Self.facilityNames, what: "facility") ?? .authpriv
+            syslog.appName = string(sys, "app_name") ?? "tdsgate"
+            audit.destination = .syslog(syslog)
         default:
             report(m.path("destination"), Self.unknownValue(destination, among: AuditConfig.destinations, what: "destination"))
         }
         return audit
     }
 
-    func parseKerberos(_ node: Node, at base: String) -> KerberosListenerConfig? {
-        guard let m = map(node, at: base, keys: ["keytab", "realms", "name_rules"]) else { return nil }
-        let keytab = file(m, "keytab", required: true, expect: .nonEmpty) ?? ""
-        let realms = stringList(m, "realms")?.map(\.value) ?? []
-        if realms.isEmpty {
-            report(m.path("realms"), "is required: the client realms to accept, or [\"*\"] for any realm the KDC vouches for")
-        }
-        var rules: [KerberosNameRuleConfig] = []
-        if let rulesNode = m["name_rules"] {
-            guard case let .sequence(sequence) = rulesNode else {
-                report(m.path("name_rules"), "expected a list of rules, found \(Self.shape(rulesNode))")
-                return KerberosListenerConfig(keytab: keytab, realms: realms)
-            }
-            for (index, element) in sequence.enumerated() {
-                let path = ConfigPath.index(m.path("name_rules"), index)
-                guard let r = map(element, at: path, keys: ["realm", "pattern", "name", "lowercase"]) else { continue }
-                var rule = KerberosNameRuleConfig(realm: string(r, "realm"), pattern: string(r, "pattern"),
-                                                  name: string(r, "name") ?? "user", lowercase: bool(r, "lowercase") ?? false)
-                if let pattern = rule.pattern, (try? NSRegularExpression(pattern: pattern)) == nil {
-                    report(r.path("pattern"), "is not a valid regular expression")
-                    rule.pattern = nil
-                }
-                rules.append(rule)
-            }
-        }
-        return KerberosListenerConfig(keytab: keytab, realms: realms, nameRules: rules)
-    }
-
     // MARK: clusters
 
-    func parseClusters(_ node: Node, names: inout [String: String]) -> [ClusterConfig] {
+    static let clusterKeys = [
+        "name", "databases", "ca_file", "strict", "connect_timeout_ms", "login_timeout_ms", "endpoints",
+        "probe", "balancing", "read_fallback_to_primary", "max_write_wait_ms", "demotion",
+        "routing", "failover_group", "connection_policy", "pool", "recover_sessions",
+    ]
+
+    func parseClusters(_ node: Node, places: inout [ConfigPlaces.Cluster]) -> [ClusterConfig] {
+        var names: [String: String] = [:]
         var result: [ClusterConfig] = []
-        let keys = ["name", "databases", "ca_file", "strict", "connect_timeout_ms", "login_timeout_ms", "endpoints",
-                    "probe", "balancing", "read_fallback_to_primary", "max_write_wait_ms", "demotion",
-                    "routing", "failover_group", "connection_policy"]
-        for item in namedItems(node, at: "clusters", keys: keys, what: "cluster", names: &names) {
+        for item in namedItems(node, at: "clusters", keys: Self.clusterKeys, what: "cluster", names: &names) {
             let m = item.map
             var cluster = ClusterConfig(name: item.name ?? "")
+            var place = ConfigPlaces.Cluster(item: m.place)
             if let databases = stringList(m, "databases") {
                 // `*` in a cluster's list means the same as no list: any database.
                 cluster.databases = databases.map(\.value).contains("*") ? [] : databases.map(\.value)
@@ -338,21 +385,9 @@ extension ConfigReader {
             cluster.strict = bool(m, "strict") ?? false
             cluster.connectTimeoutMs = int(m, "connect_timeout_ms", default: ClusterConfig.defaultConnectTimeoutMs, range: 1...600_000)
             cluster.loginTimeoutMs = int(m, "login_timeout_ms", default: ClusterConfig.defaultLoginTimeoutMs, range: 1...600_000)
-            if let text = string(m, "balancing") {
-                if ClusterConfig.balancingModes.contains(text) { cluster.balancing = text } else {
-                    report(m.path("balancing"), "must be one of \(ClusterConfig.balancingModes.joined(separator: ", "))")
-                }
-            }
-            if let text = string(m, "demotion") {
-                if ClusterConfig.demotionModes.contains(text) { cluster.demotion = text } else {
-                    report(m.path("demotion"), "must be one of \(ClusterConfig.demotionModes.joined(separator: ", "))")
-                }
-            }
-            if let text = string(m, "connection_policy") {
-                if ClusterConfig.connectionPolicies.contains(text) { cluster.connectionPolicy = text } else {
-                    report(m.path("connection_policy"), "must be one of \(ClusterConfig.connectionPolicies.joined(separator: ", "))")
-                }
-            }
+            cluster.balancing = choice(m, "balancing", as: Balancing.self) ?? .roundRobin
+            cluster.demotion = choice(m, "demotion", among: ClusterConfig.demotionNames) ?? .afterCurrentRequest
+            cluster.connectionPolicy = choice(m, "connection_policy", as: ConnectionPolicy.self) ?? .redirect
             cluster.readFallbackToPrimary = bool(m, "read_fallback_to_primary") ?? true
             cluster.maxWriteWaitMs = int(m, "max_write_wait_ms", default: 15_000, range: 0...600_000)
             if let probeNode = m["probe"], let p = map(probeNode, at: m.path("probe"),
@@ -364,59 +399,67 @@ extension ConfigReader {
                 probe.rise = int(p, "rise", default: 2, range: 1...100)
                 probe.fall = int(p, "fall", default: 3, range: 1...100)
                 cluster.probe = probe
-                probeReferences.append((p.path("identity"), probe.identity))
+                if !probe.identity.isEmpty {
+                    references.append(ConfigReference(kind: .backendIdentity, name: probe.identity, path: p.path("identity")))
+                }
             }
             if let endpointsNode = m["endpoints"] {
-                cluster.endpoints = parseEndpoints(endpointsNode, at: m.path("endpoints"))
+                cluster.endpoints = parseEndpoints(endpointsNode, at: m.path("endpoints"), places: &place.endpoints)
             } else {
                 report(m.path("endpoints"), "is required (at least one backend endpoint)")
             }
             if let node = m["routing"] {
-                cluster.routing = parseRoutingRules(node, at: m.path("routing"), endpoints: cluster.endpoints, defaults: RouteOptions(
-                    allowReadOnlyFallbackToPrimary: cluster.readFallbackToPrimary, balancing: Balancing(rawValue: cluster.balancing) ?? .roundRobin))
+                cluster.routing = parseRoutingRules(node, at: m.path("routing"), places: &place.routing, defaults: RouteOptions(
+                    allowReadOnlyFallbackToPrimary: cluster.readFallbackToPrimary, balancing: cluster.balancing))
             }
             if let node = m["failover_group"] {
                 cluster.failoverGroup = parseFailoverGroup(node, at: m.path("failover_group"))
             }
+            if let node = m["pool"], let p = map(node, at: m.path("pool"), keys: ["mode", "max_backend_connections", "min_idle",
+                                                                                  "idle_timeout_s", "max_lifetime_s", "acquire_timeout_ms"]) {
+                let defaults = PoolConfig()
+                cluster.pool = PoolConfig(
+                    mode: choice(p, "mode", as: PoolMode.self, what: "mode") ?? defaults.mode,
+                    maxBackendConnections: int(p, "max_backend_connections", default: defaults.maxBackendConnections,
+                                               range: PoolConfig.maxBackendConnectionsRange),
+                    minIdle: int(p, "min_idle", default: defaults.minIdle, range: 0...PoolConfig.maxBackendConnectionsRange.upperBound),
+                    idleTimeoutSeconds: int(p, "idle_timeout_s", default: defaults.idleTimeoutSeconds, range: PoolConfig.idleTimeoutSecondsRange),
+                    maxLifetimeSeconds: int(p, "max_lifetime_s", default: defaults.maxLifetimeSeconds, range: PoolConfig.maxLifetimeSecondsRange),
+                    acquireTimeoutMs: int(p, "acquire_timeout_ms", default: defaults.acquireTimeoutMs, range: PoolConfig.acquireTimeoutMsRange))
+                place.pool = p.place
+            }
+            cluster.recoverSessions = bool(m, "recover_sessions") ?? true
             result.append(cluster)
+            places.append(place)
         }
         return result
     }
 
     /// `routing:` of a cluster. A rule matches on intent, database and the principal's names
     /// (login, UPN, object/app id, groups, app roles); the first match sets the options.
-    func parseRoutingRules(_ node: Node, at base: String, endpoints: [EndpointConfig], defaults: RouteOptions) -> [RoutingRule] {
+    func parseRoutingRules(_ node: Node, at base: String, places: inout [ConfigItemPlace], defaults: RouteOptions) -> [RoutingRule] {
         var names: [String: String] = [:]
         var rules: [RoutingRule] = []
         let keys = ["name", "match", "read_target", "replicas", "read_fallback_to_primary", "balancing"]
+        let intents: [(name: String, value: SessionIntent)] = [("read_only", .readOnly), ("read_write", .readWrite)]
         for item in namedItems(node, at: base, keys: keys, what: "routing rule", names: &names) {
             let m = item.map
+            var place = m.place
             var rule = RoutingRule(name: item.name ?? "", options: defaults)
             if let matchNode = m["match"], let match = map(matchNode, at: m.path("match"), keys: ["intent", "databases", "roles"]) {
-                if let intentNode = match["intent"], let text = string(intentNode, at: match.path("intent")) {
-                    switch text {
-                    case "read_only": rule.intent = .readOnly
-                    case "read_write": rule.intent = .readWrite
-                    default: report(match.path("intent"), "must be read_only or read_write")
-                    }
-                }
+                rule.intent = choice(match, "intent", among: intents, what: "intent")
                 rule.databases = stringList(match, "databases")?.map(\.value) ?? []
                 rule.roles = Set(stringList(match, "roles")?.map(\.value) ?? [])
             }
-            if let node = m["read_target"] {
-                rule.options.readTarget = choice(node, at: m.path("read_target"), as: ReadTarget.self) ?? .replica
-            }
+            rule.options.readTarget = choice(m, "read_target", as: ReadTarget.self) ?? .replica
             if let replicas = stringList(m, "replicas") {
-                for r in replicas where !endpoints.contains(where: { $0.name == r.value }) {
-                    report(r.path, "no endpoint named '\(r.value)' in this cluster (endpoints: \(endpoints.map(\.name).joined(separator: ", ")))")
-                }
                 rule.options.replicas = Set(replicas.map(\.value))
+                place.lists["replicas"] = replicas
             }
             rule.options.allowReadOnlyFallbackToPrimary = bool(m, "read_fallback_to_primary") ?? defaults.allowReadOnlyFallbackToPrimary
-            if let node = m["balancing"] {
-                rule.options.balancing = choice(node, at: m.path("balancing"), as: Balancing.self) ?? defaults.balancing
-            }
+            rule.options.balancing = choice(m, "balancing", as: Balancing.self) ?? defaults.balancing
             rules.append(rule)
+            places.append(place)
         }
         return rules
     }
@@ -437,20 +480,23 @@ extension ConfigReader {
             }
             group.armURL = url
         }
-        probeReferences.append((m.path("identity"), group.identity))
+        if !group.identity.isEmpty {
+            references.append(ConfigReference(kind: .backendIdentity, name: group.identity, path: m.path("identity")))
+        }
         return group
     }
 
-    func parseEndpoints(_ node: Node, at base: String) -> [EndpointConfig] {
+    func parseEndpoints(_ node: Node, at base: String, places: inout [ConfigItemPlace]) -> [EndpointConfig] {
         guard case let .sequence(sequence) = node else {
             report(base, "expected a list of endpoints, found \(Self.shape(node))")
             return []
         }
         if sequence.isEmpty { report(base, "must list at least one endpoint") }
         let keys = ["name", "host", "port", "tls_name", "role", "geo"]
-        var parsed: [(endpoint: EndpointConfig, explicitName: Bool, path: String)] = []
+        var parsed: [(endpoint: EndpointConfig, explicitName: Bool)] = []
         for (index, element) in sequence.enumerated() {
             let path = ConfigPath.index(base, index)
+            note(path, element.mark)
             guard let m = map(element, at: path, keys: keys) else { continue }
             var name: String?
             if let text = string(m, "name") {
@@ -469,39 +515,22 @@ extension ConfigReader {
                 }
                 tlsName = text
             }
-            let role = m["role"].flatMap { choice($0, at: m.path("role"), as: EndpointRole.self) } ?? EndpointConfig.defaultRole
+            let role = choice(m, "role", as: RoleHint.self) ?? EndpointConfig.defaultRole
             var endpoint = EndpointConfig(name: name ?? "", host: host, port: port, tlsName: tlsName, role: role)
             endpoint.geo = bool(m, "geo") ?? false
-            parsed.append((endpoint, name != nil, path))
+            parsed.append((endpoint, name != nil))
+            places.append(m.place)
         }
         // Default names: the host, or host:port when the host is shared.
         var hostCounts: [String: Int] = [:]
         for entry in parsed { hostCounts[entry.endpoint.host.lowercased(), default: 0] += 1 }
-        var seenNames: [String: String] = [:]
-        var seenTargets: [String: String] = [:]
-        var result: [EndpointConfig] = []
-        for var entry in parsed {
+        return parsed.map { entry in
+            var endpoint = entry.endpoint
             if !entry.explicitName {
-                let host = entry.endpoint.host
-                entry.endpoint.name = hostCounts[host.lowercased()]! > 1 ? "\(host):\(entry.endpoint.port)" : host
+                endpoint.name = hostCounts[endpoint.host.lowercased(), default: 0] > 1 ? "\(endpoint.host):\(endpoint.port)" : endpoint.host
             }
-            if !entry.endpoint.host.isEmpty {
-                let target = "\(entry.endpoint.host.lowercased()):\(entry.endpoint.port)"
-                if let first = seenTargets[target] {
-                    report(entry.path, "same host and port as \(first)")
-                } else {
-                    seenTargets[target] = entry.path
-                }
-                if let first = seenNames[entry.endpoint.name] {
-                    let note = entry.explicitName ? "" : " (the default name is the host; add a name)"
-                    report(ConfigPath.key(entry.path, "name"), "duplicate endpoint name '\(entry.endpoint.name)' (also \(first))\(note)")
-                } else {
-                    seenNames[entry.endpoint.name] = entry.path
-                }
-            }
-            result.append(entry.endpoint)
+            return endpoint
         }
-        return result
     }
 
     // MARK: backend identities
@@ -511,91 +540,52 @@ extension ConfigReader {
         "client_secret", "client_secret_file", "certificate_file", "private_key_file", "token_file", "resource",
     ]
 
-    /// Keys each kind uses besides name, kind and resource.
-    static let identityKeysByKind: [String: Set<String>] = [
-        "imds": ["endpoint", "client_id", "object_id", "resource_id"],
-        "app_service": ["endpoint", "client_id", "object_id", "resource_id"],
-        "arc": ["endpoint"],
-        "workload_identity": ["client_id", "tenant_id", "authority_host", "token_file"],
-        "service_principal": ["client_id", "tenant_id", "authority_host", "client_secret", "client_secret_file", "certificate_file", "private_key_file"],
-        "static_file": ["token_file"],
-        "auto": Set(identityKeys),
-    ]
-
-    func parseBackendIdentities(_ node: Node, names: inout [String: String]) -> [BackendIdentityConfig] {
+    func parseBackendIdentities(_ node: Node, places: inout [ConfigItemPlace]) -> [BackendIdentityConfig] {
+        var names: [String: String] = [:]
         var result: [BackendIdentityConfig] = []
         for item in namedItems(node, at: "backend_identities", keys: Self.identityKeys, what: "backend identity", names: &names) {
             let m = item.map
-            var kind: String?
-            if let text = string(m, "kind", required: true) {
-                if BackendIdentityConfig.kinds.contains(text) {
-                    kind = text
-                } else {
-                    report(m.path("kind"), Self.unknownValue(text, among: BackendIdentityConfig.kinds, what: "kind"))
-                }
-            }
-            var identity = BackendIdentityConfig(name: item.name ?? "", kind: kind ?? "")
-            if let kind, let used = Self.identityKeysByKind[kind] {
-                for (key, _) in m.entries where !["name", "kind", "resource"].contains(key) && !used.contains(key) {
-                    report(m.path(key), "is not used by kind \(kind) (it uses: \(Self.identityKeys.filter { used.contains($0) }.joined(separator: ", ")))")
-                }
-            }
+            let kind = m.has("kind") ? choice(m, "kind", as: BackendIdentityKind.self, what: "kind") : nil
+            if !m.has("kind") { report(m.path("kind"), "is required (\(BackendIdentityKind.allCases.map(\.rawValue).joined(separator: ", ")))") }
+            // An identity whose kind is missing or wrong is kept (as `auto`) so that its other
+            // keys are still checked; the problem above refuses the file.
+            var spec = BackendIdentitySpec(name: item.name ?? "", kind: kind ?? .auto)
             if let text = string(m, "endpoint") {
                 if let problem = ConfigValues.urlProblem(text, httpAllowed: true) { report(m.path("endpoint"), problem) }
-                identity.endpoint = text
+                spec.endpoint = text
             }
-            for (key, label) in [("client_id", "client ID"), ("object_id", "object (principal) ID")] {
-                if let text = string(m, key) {
-                    if !ConfigValues.isGUID(text) { report(m.path(key), "must be the identity's \(label), a GUID") }
-                    if key == "client_id" { identity.clientID = text } else { identity.objectID = text }
-                }
+            if let text = string(m, "client_id") {
+                if !ConfigValues.isGUID(text) { report(m.path("client_id"), "must be the identity's client ID, a GUID") }
+                spec.clientID = text
+            }
+            if let text = string(m, "object_id") {
+                if !ConfigValues.isGUID(text) { report(m.path("object_id"), "must be the identity's object (principal) ID, a GUID") }
+                spec.objectID = text
             }
             if let text = string(m, "resource_id") {
                 if !text.lowercased().hasPrefix("/subscriptions/") {
                     report(m.path("resource_id"), "must be an ARM resource ID (/subscriptions/<id>/resourcegroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>)")
                 }
-                identity.resourceID = text
+                spec.resourceID = text
             }
             if let text = string(m, "tenant_id") {
                 if !ConfigValues.isGUID(text) && !ConfigValues.isHostName(text) {
                     report(m.path("tenant_id"), "must be a tenant ID (a GUID) or the tenant's domain name")
                 }
-                identity.tenantID = text
+                spec.tenantID = text
             }
             if let text = string(m, "authority_host") {
                 if let problem = ConfigValues.urlProblem(text) { report(m.path("authority_host"), problem) }
-                identity.authorityHost = text
+                spec.authorityHost = text
             }
-            identity.clientSecret = string(m, "client_secret")
-            identity.clientSecretFile = file(m, "client_secret_file", expect: .nonEmpty)
-            identity.certificateFile = file(m, "certificate_file", expect: .certificatePEM)
-            identity.privateKeyFile = file(m, "private_key_file", expect: .privateKeyPEM)
-            identity.tokenFile = file(m, "token_file")
-            if let text = string(m, "resource") { identity.resource = text }
-
-            // Rules across keys.
-            let selectors = ["client_id", "object_id", "resource_id"].filter { m.has($0) }
-            if selectors.count > 1, kind == "imds" || kind == "app_service" || kind == "auto" {
-                report(item.path, "give at most one of client_id, object_id, resource_id (found \(selectors.joined(separator: ", ")))")
-            }
-            if kind == "service_principal" {
-                for key in ["tenant_id", "client_id"] where !m.has(key) {
-                    report(m.path(key), "is required for kind service_principal")
-                }
-                let credentials = ["client_secret_file", "client_secret", "certificate_file"].filter { m.has($0) }
-                if credentials.isEmpty {
-                    report(item.path, "kind service_principal needs one of client_secret_file, client_secret, certificate_file")
-                } else if credentials.count > 1 {
-                    report(item.path, "give only one of client_secret_file, client_secret, certificate_file (found \(credentials.joined(separator: ", ")))")
-                }
-            }
-            if m.has("private_key_file") && !m.has("certificate_file") {
-                report(m.path("private_key_file"), "is used only with certificate_file")
-            }
-            if kind == "static_file" && !m.has("token_file") {
-                report(m.path("token_file"), "is required for kind static_file")
-            }
-            result.append(identity)
+            spec.clientSecret = string(m, "client_secret")
+            spec.clientSecretFile = file(m, "client_secret_file", expect: .nonEmpty)
+            spec.certificateFile = file(m, "certificate_file", expect: .certificatePEM)
+            spec.privateKeyFile = file(m, "private_key_file", expect: .privateKeyPEM)
+            spec.tokenFile = file(m, "token_file")
+            spec.resource = string(m, "resource") ?? BackendIdentityConfig.defaultResource
+            result.append(BackendIdentityConfig(spec))
+            places.append(m.place)
         }
         return result
     }
@@ -622,16 +612,24 @@ extension ConfigReader {
     }
 
     /// Reads `logins_file`: a list of logins, or a mapping whose only key is `logins`.
+    /// Its problems are reported under `base`, located in that file.
     func parseLoginsFile(_ path: String, at base: String, names: inout [String: String]) -> [LoginConfig] {
         if let problem = ConfigFiles.problem(with: path, expect: .anything) {
             report(base, problem)
+            return []
+        }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > Self.maximumFileBytes {
+            report(base, "the file is larger than \(Self.maximumFileBytes >> 20) MiB: \(path)")
             return []
         }
         guard let data = FileManager.default.contents(atPath: path), let yaml = String(data: data, encoding: .utf8) else {
             report(base, "not UTF-8 text: \(path)")
             return []
         }
-        guard let root = compose(yaml, path: base, source: path) else { return [] }
+        let mainFile = currentFile
+        currentFile = path
+        defer { currentFile = mainFile }
+        guard let root = compose(yaml, path: base) else { return [] }
         if Self.isNull(root) { return [] }
         var list = root
         if case .mapping = root {
@@ -644,25 +642,24 @@ extension ConfigReader {
 
     // MARK: policy
 
-    static let policyKeys = ["name", "match", "clusters", "databases", "write", "backend_identity", "tag_app_name"]
+    static let policyKeys = ["name", "match", "clusters", "databases", "write", "backend_identity", "tag_app_name",
+                             "session_context", "backend_identity_read_only"]
 
-    func parsePolicy(
-        _ node: Node, config: GatewayConfig,
-        clusters: [String: String], identities: [String: String], logins: [String: String]
-    ) -> [PolicyRuleConfig] {
+    func parsePolicy(_ node: Node, places: inout [ConfigItemPlace]) -> [PolicyRuleConfig] {
         var names: [String: String] = [:]
         var result: [PolicyRuleConfig] = []
         for item in namedItems(node, at: "policy", keys: Self.policyKeys, what: "policy rule", names: &names) {
             let m = item.map
-            var rule = PolicyRuleConfig(name: item.name ?? "", backendIdentity: "")
+            var place = m.place
+            var rule = PolicyRule(name: item.name ?? "", match: [], backendIdentity: "")
             if let matchNode = m["match"] {
-                rule.match = parseMatch(matchNode, at: m.path("match"), logins: logins)
+                rule.match = parseMatch(matchNode, at: m.path("match"))
             } else {
                 report(m.path("match"), "is required (write `match: any` for a rule that matches every principal)")
             }
             if let entries = stringList(m, "clusters") {
                 for (name, path) in entries where name != "*" {
-                    checkReference(name, at: path, what: "cluster", names: clusters)
+                    references.append(ConfigReference(kind: .cluster, name: name, path: path))
                 }
                 if entries.isEmpty { report(m.path("clusters"), "must list at least one cluster (or \"*\")") }
                 rule.clusters = entries.map(\.value)
@@ -672,83 +669,58 @@ extension ConfigReader {
             if let entries = stringList(m, "databases") {
                 if entries.isEmpty { report(m.path("databases"), "must list at least one database (or \"*\")") }
                 rule.databases = entries.map(\.value)
-                // A database no cluster of the rule serves can never be reached.
-                let ruleClusters = rule.clusters.contains("*")
-                    ? config.clusters
-                    : config.clusters.filter { rule.clusters.contains($0.name) }
-                if !ruleClusters.isEmpty, ruleClusters.allSatisfy({ !$0.databases.isEmpty }) {
-                    for (database, path) in entries where database != "*" {
-                        let served = ruleClusters.contains { $0.databases.contains { $0.lowercased() == database.lowercased() } }
-                        if !served {
-                            report(path, "database '\(Self.clip(database))' is not in the databases of cluster \(ruleClusters.map(\.name).joined(separator: ", "))")
-                        }
-                    }
-                }
+                place.lists["databases"] = entries
             }
             rule.write = bool(m, "write") ?? false
             if let identity = string(m, "backend_identity", required: true) {
-                checkReference(identity, at: m.path("backend_identity"), what: "backend identity", names: identities)
+                references.append(ConfigReference(kind: .backendIdentity, name: identity, path: m.path("backend_identity")))
                 rule.backendIdentity = identity
             }
-            rule.tagAppName = bool(m, "tag_app_name")
-            result.append(rule)
+            rule.tagAppName = bool(m, "tag_app_name") ?? false
+            rule.sessionContext = bool(m, "session_context")
+            rule.backendIdentityReadOnly = bool(m, "backend_identity_read_only") ?? false
+            result.append(PolicyRuleConfig(rule))
+            places.append(place)
         }
         return result
     }
 
-    func parseMatch(_ node: Node, at path: String, logins: [String: String]) -> [String: String] {
+    /// `match:` of a policy rule: `any`, or a mapping of `PolicyRuleConfig.matchKeys`, all of
+    /// which must hold.
+    func parseMatch(_ node: Node, at path: String) -> [PolicyMatch] {
+        let keys = PolicyRuleConfig.matchKeys.map(\.key)
         if case let .scalar(scalar) = node {
-            if scalar.string.lowercased() == "any" || scalar.string == "*" { return [:] }
-            report(path, "expected a mapping of \(PolicyRuleConfig.matchKeys.joined(separator: ", ")), or `any`")
-            return [:]
+            if scalar.string.lowercased() == "any" || scalar.string == "*" { return [.any] }
+            report(path, "expected a mapping of \(keys.joined(separator: ", ")), or `any`")
+            return []
         }
-        guard let m = map(node, at: path, keys: PolicyRuleConfig.matchKeys) else { return [:] }
-        var match: [String: String] = [:]
-        for (key, _) in m.entries {
-            guard let value = string(m, key) else { continue }
-            match[key] = value
+        guard let m = map(node, at: path, keys: keys) else { return [] }
+        var match: [PolicyMatch] = []
+        for (key, make) in PolicyRuleConfig.matchKeys {
+            guard m.has(key), let value = string(m, key) else { continue }
+            match.append(make(value))
             switch key {
             case "login":
-                checkReference(value, at: m.path(key), what: "login", names: logins, rule: .sqlLogin)
+                references.append(ConfigReference(kind: .login, name: value, path: m.path(key)))
             case "object_id", "app_id":
                 if !ConfigValues.isGUID(value) { report(m.path(key), "must be a GUID") }
             default:
                 break
             }
         }
-        return match
+        return match.isEmpty ? [.any] : match
     }
 
     // MARK: admin
 
-    func parseAdmin(_ node: Node, listeners: [ListenerConfig]) -> AdminConfig? {
-        guard let m = map(node, at: "admin", keys: ["address", "port", "bearer_token_file"]) else { return nil }
+    func parseAdmin(_ m: ConfigMap) -> AdminConfig {
         var admin = AdminConfig()
         if let address = string(m, "address") {
             if let problem = ConfigValues.hostProblem(address) { report(m.path("address"), problem) }
             admin.address = address
         }
-        let problemsBeforePort = problems.count
         admin.port = int(m, "port", default: AdminConfig.defaultPort, range: 0...65_535)
-        let portIsValid = problems.count == problemsBeforePort
         admin.bearerTokenFile = file(m, "bearer_token_file", expect: .nonEmpty)
-        if admin.bearerTokenFile == nil && !m.has("bearer_token_file") && !ConfigValues.isLoopback(admin.address) {
-            report(m.path("bearer_token_file"), "is required when admin.address is not a loopback address")
-        }
-        if admin.port != 0, portIsValid, let clash = listeners.first(where: { $0.port == admin.port && Self.addressesOverlap($0.address, admin.address) }) {
-            report(m.path("port"), "address and port already used by listeners.\(clash.name)")
-        }
         return admin
-    }
-
-    // MARK: references
-
-    func checkReference(_ name: String, at path: String, what: String, names: [String: String], rule: ConfigNameRule = .identifier) {
-        guard names[rule.key(name)] == nil else { return }
-        if names.isEmpty {
-            report(path, "unknown \(what) '\(Self.clip(name))' (none is defined)")
-        } else {
-            report(path, Self.unknownValue(name, among: names.keys.sorted(), what: what))
-        }
     }
 }

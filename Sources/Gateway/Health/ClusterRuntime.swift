@@ -39,12 +39,12 @@ final class ClusterRuntime: Sendable {
         let spec = ClusterSpec(
             name: config.name, databases: config.databases,
             endpoints: config.endpoints.map { e in
-                EndpointSpec(name: e.name, roleHint: RoleHint(rawValue: e.role.rawValue) ?? .auto, geo: e.geo,
+                EndpointSpec(name: e.name, roleHint: e.role, geo: e.geo,
                              probe: ProbeSettings(interval: .milliseconds(config.probe?.intervalMs ?? 2_000),
                                                   timeout: .milliseconds(config.probe?.timeoutMs ?? 2_000),
                                                   rise: config.probe?.rise ?? 2, fall: config.probe?.fall ?? 3))
             },
-            demotionPolicy: config.demotion == "immediately" ? .immediately : .afterCurrentRequest)
+            demotionPolicy: config.demotion)
         var topology = ClusterTopology(spec)
         let router = Router(maxWriteWait: .milliseconds(config.maxWriteWaitMs))
         if config.probe == nil {
@@ -61,7 +61,7 @@ final class ClusterRuntime: Sendable {
 
     var defaultOptions: RouteOptions {
         RouteOptions(allowReadOnlyFallbackToPrimary: config.readFallbackToPrimary,
-                     balancing: Balancing(rawValue: config.balancing) ?? .roundRobin)
+                     balancing: config.balancing)
     }
 
     /// The cluster's routing rules with its own settings as the default.

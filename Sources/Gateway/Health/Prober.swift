@@ -62,7 +62,7 @@ struct Prober {
             return l.replacingCredentials(accessToken: accessToken, echo: echo, nonce: nonce)
         }
         var plan = BackendLoginPlan(placement: .fixed(endpoint.name), deadline: deadline,
-                                    followsRedirects: cluster.config.connectionPolicy != "proxy",
+                                    followsRedirects: cluster.config.connectionPolicy != .proxy,
                                     policy: LoginRetryPolicy(maxAttempts: 1))
         // No retries, so no jitter is ever drawn; the generator only satisfies the plan.
         var random = SystemRandomNumberGenerator()

@@ -8,6 +8,6 @@ extension GatewayConfig {
         guard let identity = backendIdentities.first(where: { $0.name == name }) else {
             throw ConfigErrors(problems: [ConfigProblem(path: "backend_identities", message: "no backend identity named '\(name)'")])
         }
-        return try TokenProviders.make(GatewayContext.spec(identity), httpClient: httpClient)
+        return try TokenProviders.make(identity.spec, httpClient: httpClient)
     }
 }

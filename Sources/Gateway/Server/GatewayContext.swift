@@ -30,13 +30,13 @@ final class GatewayContext: Sendable {
         self.logger = logger
         self.logins = try SQLLoginStore(hashes: Dictionary(config.logins.map { ($0.name, $0.passwordHash) }, uniquingKeysWith: { a, _ in a }),
                                         verifiedCacheSeconds: config.loginCacheSeconds)
-        self.policy = Policy(rules: config.policy.map(Self.rule))
+        self.policy = Policy(rules: config.policy.map(\.rule))
         self.throttle = LoginThrottle(maxFailures: config.throttle.maxFailures,
                                       window: TimeInterval(config.throttle.windowSeconds),
                                       blockFor: TimeInterval(config.throttle.blockSeconds))
         var providers: [String: any AccessTokenProvider] = [:]
         for identity in config.backendIdentities {
-            providers[identity.name] = try TokenProviders.make(Self.spec(identity), httpClient: httpClient)
+            providers[identity.name] = try TokenProviders.make(identity.spec, httpClient: httpClient)
         }
         self.tokens = TokenCache(providers: providers)
         var validators: [String: EntraTokenValidator] = [:]
@@ -51,10 +51,10 @@ final class GatewayContext: Sendable {
         var acceptors: [String: KerberosAcceptor] = [:]
         for l in config.listeners {
             guard let k = l.kerberos else { continue }
-            acceptors[l.name] = KerberosAcceptor(config: try Self.kerberosConfig(k))
+            acceptors[l.name] = KerberosAcceptor(config: try k.acceptorConfig())
         }
         self.kerberosAcceptors = acceptors
-        let audit = try config.audit.map(Self.makeAudit)
+        let audit = try config.audit.map { try AuditLog(destination: $0.destination, statements: $0.statements, queueCapacity: $0.queueCapacity) }
         self.audit = audit
         let metrics = self.metrics
         self.dump = try DumpController(config: config.dump, metrics: metrics, logger: logger)
@@ -81,60 +81,8 @@ final class GatewayContext: Sendable {
         return clusters.count == 1 ? clusters.values.first : nil
     }
 
-    static func spec(_ c: BackendIdentityConfig) -> BackendIdentitySpec {
-        BackendIdentitySpec(name: c.name, kind: BackendIdentityKind(rawValue: c.kind) ?? .auto, endpoint: c.endpoint,
-                            clientID: c.clientID, objectID: c.objectID, resourceID: c.resourceID, tenantID: c.tenantID,
-                            authorityHost: c.authorityHost, clientSecret: c.clientSecret, clientSecretFile: c.clientSecretFile,
-                            certificateFile: c.certificateFile, privateKeyFile: c.privateKeyFile, tokenFile: c.tokenFile,
-                            resource: c.resource)
-    }
-
-    static func makeAudit(_ c: AuditConfig) throws -> AuditLog {
-        let destination: AuditLog.Destination = switch c.destination {
-        case .stdout: .stdout
-        case .file(let path, let maxBytes): .file(path: path, maxBytes: maxBytes)
-        case .syslog(let host, let port, let transport, let facility, let appName):
-            .syslog(SyslogConfiguration(host: host, port: port, transport: transport == "tcp" ? .tcp : .udp,
-                                        facility: SyslogConfiguration.Facility(name: facility) ?? .authpriv, appName: appName))
-        }
-        return try AuditLog(destination: destination, statements: c.statements, queueCapacity: c.queueCapacity)
-    }
-
     /// Records an audit event when the trail is on; never blocks.
     func record(_ event: @autoclosure () -> AuditEvent) {
         if let audit { _ = audit.record(event()) }
-    }
-
-    static func kerberosConfig(_ k: KerberosListenerConfig) throws -> KerberosAcceptorConfig {
-        let rules = try k.nameRules.map { r in
-            let output: KerberosNameRule.Output = switch r.name {
-            case "user": .user
-            case "principal": .principal
-            default: .template(r.name)
-            }
-            return try KerberosNameRule(realm: r.realm, pattern: r.pattern, output: output, lowercase: r.lowercase)
-        }
-        return KerberosAcceptorConfig(keytabPath: k.keytab, acceptedRealms: k.realms.contains("*") ? .anyRealm : .only(k.realms),
-                                      nameRules: rules, replayCache: nil)
-    }
-
-    static func rule(_ c: PolicyRuleConfig) -> PolicyRule {
-        var match: [PolicyMatch] = []
-        for (k, v) in c.match.sorted(by: { $0.key < $1.key }) {
-            switch k {
-            case "login": match.append(.login(v))
-            case "object_id": match.append(.objectID(v))
-            case "group": match.append(.group(v))
-            case "app_role": match.append(.appRole(v))
-            case "upn": match.append(.upn(v))
-            case "app_id": match.append(.appID(v))
-            case "realm": match.append(.realm(v))
-            case "kerberos": match.append(.kerberos(v))
-            default: break
-            }
-        }
-        if match.isEmpty { match = [.any] }
-        return PolicyRule(name: c.name, match: match, clusters: c.clusters, databases: c.databases, write: c.write,
-                          backendIdentity: c.backendIdentity, tagAppName: c.tagAppName ?? false)
     }
 }

@@ -80,12 +80,12 @@ public final class GatewayServer: Service, Sendable {
 
     /// `login_timeout_s`: from accept to the login reply.
     static func loginTimeout(_ listener: ListenerConfig) -> TimeAmount {
-        .seconds(30)
+        .seconds(Int64(listener.loginTimeoutSeconds))
     }
 
     /// `max_connections`, `max_connections_per_source`, `max_pending_logins`.
     static func limits(_ listener: ListenerConfig) -> ConnectionLimits {
-        ConnectionLimits()
+        ConnectionLimits(total: listener.maxConnections, perSource: listener.maxConnectionsPerSource, pending: listener.maxPendingLogins)
     }
 
     /// Binds every listener. Returns the bound ports by listener name (for port 0).

@@ -170,7 +170,7 @@ struct SessionLogin {
         let cluster = runtime.config
         let intent = SessionIntent(readOnlyIntent: login.readOnlyIntent, writeAllowed: !forceReadOnly)
         let matchedRule = runtime.rules.match(intent: intent, database: database, principalRoles: principal.routingNames)
-        var plan = BackendLoginPlan(placement: .router, deadline: deadline, followsRedirects: cluster.connectionPolicy != "proxy")
+        var plan = BackendLoginPlan(placement: .router, deadline: deadline, followsRedirects: cluster.connectionPolicy != .proxy)
         var random = SystemRandomNumberGenerator()
         var routeReason = RouteReason.primary
         var endpoint: EndpointConfig?
