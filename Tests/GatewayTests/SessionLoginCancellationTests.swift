@@ -138,6 +138,20 @@ struct SessionLoginCancellationTests {
         BackendTarget(host: "127.0.0.1", port: port, tlsName: "localhost", caFile: nil, strict: false, connectTimeout: .seconds(5))
     }
 
+    /// Runs the login in a task of its own, as `ClientSessionHandler` does; the task's value
+    /// is the refusal (nil: it logged in).
+    func start(_ login: SessionLogin) -> Task<LoginRefusal?, Never> {
+        Task {
+            do throws(LoginRefusal) {
+                let result = try await login.run(LoginHarness.clientLogin)
+                result.backend.close()
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
     let anyLogin: BackendLoginAttempt.Login7Builder = { _, _ in Login7(packetSize: 4096, database: "appdb") }
 
     @Test func aCancelledAttemptClosesItsBackendConnection() async throws {
@@ -188,14 +202,7 @@ struct SessionLoginCancellationTests {
         var events = server.events.makeAsyncIterator()
         let harness = try LoginHarness.make(backendPort: server.port)
         let login = harness.login(on: loop)
-        let task = Task { () -> LoginRefusal? in
-            do throws(LoginRefusal) {
-                _ = try await login.run(LoginHarness.clientLogin)
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let task = start(login)
         #expect(await events.next() == .opened)
         task.cancel()
         let refusal = await task.value
@@ -213,14 +220,7 @@ struct SessionLoginCancellationTests {
         let harness = try LoginHarness.make(backendPort: server.port, cluster: "    probe: {identity: mi, interval_ms: 60000}")
         let runtime = try #require(harness.context.clusters["orders"])
         let login = harness.login(on: loop)
-        let task = Task { () -> LoginRefusal? in
-            do throws(LoginRefusal) {
-                _ = try await login.run(LoginHarness.clientLogin)
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let task = start(login)
         while runtime.waitingLogins == 0 { await Task.yield() }
         task.cancel()
         #expect(await task.value != nil)
@@ -237,14 +237,7 @@ struct SessionLoginCancellationTests {
         let harness = try LoginHarness.make(backendPort: backend.port,
                                             identity: "kind: imds, endpoint: \"http://127.0.0.1:\(imds.port)/metadata/identity/oauth2/token\"")
         let login = harness.login(on: loop)
-        let task = Task { () -> LoginRefusal? in
-            do throws(LoginRefusal) {
-                _ = try await login.run(LoginHarness.clientLogin)
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let task = start(login)
         // The token request reached the (silent) IMDS: the login now waits for its token.
         #expect(await imdsEvents.next() == .opened)
         task.cancel()

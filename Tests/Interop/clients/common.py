@@ -33,6 +33,13 @@ _NUM_PATTERNS = [
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
+    # pytds retries errors it deems transient (40613, 40501, ...) until its login timeout
+    # and then raises a bare TimeoutError from the last one: report that one.
+    cause = exc.__cause__
+    if isinstance(exc, TimeoutError) and cause is not None:
+        info = error_info(cause)
+        info["message"] = f"{type(exc).__name__} after: {info['message']}"
+        return info
     numbers: list[int] = []
     for attr in ("number", "msg_no", "native_error"):
         v = getattr(exc, attr, None)
