@@ -159,7 +159,9 @@ struct DrillTimelineSVG {
     private func primaryBand() -> String {
         var out = "<g class=\"primary-band\">\n"
         out += "<text class=\"label\" x=\"\(n(Self.left))\" y=\"\(n(Self.bandTop - 8))\">primary (as tdsgate saw it)</text>\n"
-        var colours: [String: String] = [:]
+        // A colour per endpoint name, by sorted name: the failover and the failback of one
+        // drill show each endpoint in the same colour.
+        let names = Set(report.primaryTimeline.compactMap(\.to)).sorted()
         let entries = report.primaryTimeline
         for (i, entry) in entries.enumerated() {
             let start = entry.atMs
@@ -169,16 +171,16 @@ struct DrillTimelineSVG {
             guard w > 0 else { continue }
             let name = entry.to
             let fill: String
-            if let name {
-                if colours[name] == nil { colours[name] = Self.palette[colours.count % Self.palette.count] }
-                fill = colours[name]!
+            if let name, let index = names.firstIndex(of: name) {
+                fill = Self.palette[index % Self.palette.count]
             } else {
                 fill = "#cbd5e0"
             }
             let text = name ?? "no primary"
             out += "<rect class=\"primary\" data-endpoint=\"\(HTMLText.escape(text))\" x=\"\(n(x0))\" y=\"\(n(Self.bandTop))\" "
                 + "width=\"\(n(w))\" height=\"\(n(Self.bandHeight))\" fill=\"\(fill)\"><title>\(HTMLText.escape(text)) from \(DrillReport.seconds(start))</title></rect>\n"
-            if w > 40 {
+            // About 6.5 units per character at the band's font size: no label spills over.
+            if w > Double(text.count) * 6.5 + 8 {
                 out += "<text class=\"band-text\" x=\"\(n(x0 + 4))\" y=\"\(n(Self.bandTop + 15))\">\(HTMLText.escape(text))</text>\n"
             }
         }
