@@ -65,7 +65,13 @@ struct DemoCommand: AsyncParsableCommand {
         values["REPORT_USER_HASH"] = PasswordHash.make(password: proxyLogins[1].password, iterations: 100_000)
         let configPath = dir.appendingPathComponent("tdsgate-demo.yaml").path
         try DemoProxyConfig.render(values).write(toFile: configPath, atomically: true, encoding: .utf8)
-        var config = try GatewayConfig.load(path: configPath)
+        var config: GatewayConfig
+        do {
+            config = try GatewayConfig.load(path: configPath)
+        } catch {
+            throw DemoError(description: "the demo's proxy config \(configPath) (rendered from Configs/demo.yaml) has problems; "
+                + "Configs/demo.yaml and DemoProxyConfig.swift must change together:\n\(error)")
+        }
         // The dump is always on in the demo, so that `tdsgate dump --follow` shows something;
         // files only with --dump DIR (both forms then: the text to read, the pcapng for Wireshark).
         var dumpConfig = config.dump ?? DumpConfig()
@@ -76,7 +82,13 @@ struct DemoCommand: AsyncParsableCommand {
         }
         config.dump = dumpConfig
         let server = try GatewayServer(config: config, group: group, logger: Logger(label: "tdsgate.proxy"))
-        try await server.start()
+        do {
+            try await server.start()
+        } catch {
+            throw DemoError(description: "the demo's proxy could not start on 127.0.0.1:\(proxyPort) (admin API 127.0.0.1:\(adminPort)): \(error). "
+                + (basePort != nil ? "Another process may hold these ports: pick another --base-port, or leave it out to use free ports."
+                    : "Another process took the free ports it picked; run tdsgate demo again."))
+        }
 
         let freetdsConf = dir.appendingPathComponent("freetds.conf").path
         try Banner.freetdsConf(port: proxyPort, caFile: dir.appendingPathComponent("ca.pem").path)
@@ -106,4 +118,9 @@ struct DemoCommand: AsyncParsableCommand {
             tokenURL: d["token_url"] as? String ?? "", tokenClientID: ci?.clientID ?? "?")
         return (ports, Banner.demo(proxy: proxy, emulator: rt), { await server.stop() })
     }
+}
+
+/// Why the demo could not start, with what to do about it.
+struct DemoError: Error, CustomStringConvertible {
+    var description: String
 }

@@ -115,10 +115,17 @@ def test_query(deployment, commands, tmp_path):
     assert re.search(rf"^sqlemu-east\s+{re.escape(backend)}\s*$", r.stdout, re.M), r.stdout + r.stderr
 
 
-def test_read_only_query_lands_on_the_replica(commands, tmp_path):
-    r = _sh(commands["read-only query"], tmp_path, 60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(r"^sqlemu-east\s+READ_ONLY\s*$", r.stdout, re.M), r.stdout + r.stderr
+def test_read_only_query_lands_on_a_readable_secondary(commands, tmp_path):
+    # Read-intent sessions take turns over the healthy secondaries: east-replica (server
+    # sqlemu-east) and the west geo-secondary; both answer READ_ONLY, the primary never does.
+    servers = set()
+    for _ in range(2):
+        r = _sh(commands["read-only query"], tmp_path, 60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        found = re.search(r"^(sqlemu-east|sqlemu-west)\s+READ_ONLY\s*$", r.stdout, re.M)
+        assert found, r.stdout + r.stderr
+        servers.add(found.group(1))
+    assert servers == {"sqlemu-east", "sqlemu-west"}, f"round robin over both secondaries, got {servers}"
 
 
 def test_status_watch_redraws_until_ctrl_c(commands, tmp_path):
