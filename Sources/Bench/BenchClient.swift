@@ -1,3 +1,4 @@
+import Gateway
 import Histogram
 import NIOCore
 import NIOPosix
@@ -13,6 +14,37 @@ import Glibc
 struct BenchClientError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The server's certificate did not pass the checks (chain to a trusted root, validity,
+/// the name expected): retrying will not help, a trust setting or the name must change.
+struct BenchCertificateError: Error, CustomStringConvertible {
+    /// `host:port` dialled.
+    var address: String
+    /// The name the certificate had to carry.
+    var tlsName: String
+    var reason: String
+    var description: String { "the TLS certificate of \(address) could not be verified for the name '\(tlsName)': \(reason)" }
+
+    /// The certificate problem in `error` (from the TLS handshake), or nil when it is another failure.
+    static func reason(_ error: any Error) -> String? {
+        if let e = error as? NIOSSLExtraError, e == .failedToValidateHostname {
+            return "it does not carry that name"
+        }
+        guard let e = error as? NIOSSLError else { return nil }
+        switch e {
+        case .handshakeFailed(let inner):
+            let text = "\(inner)"
+            guard text.contains("CERTIFICATE_VERIFY_FAILED") else { return nil }
+            return "it is not signed by a trusted CA, or it has expired (CERTIFICATE_VERIFY_FAILED)"
+        case .unableToValidateCertificate:
+            return "it does not carry that name"
+        case .noCertificateToValidate:
+            return "the server sent no certificate"
+        default:
+            return nil
+        }
+    }
 }
 
 /// An ERROR token from the server: its number matters to the drill's report.
@@ -331,6 +363,9 @@ final class BenchConnection: @unchecked Sendable {
         } catch let e as BenchServerError {
             c.channel.close(promise: nil)
             throw e
+        } catch let e as BenchCertificateError {
+            c.channel.close(promise: nil)
+            throw e
         } catch {
             c.channel.close(promise: nil)
             throw BenchClientError("\(endpoint.name) \(endpoint.host):\(endpoint.port): \(error)")
@@ -383,20 +418,49 @@ final class BenchConnection: @unchecked Sendable {
     func startTLS(context: NIOSSLContext, serverName: String) async throws {
         let channel = self.channel
         let transport = self.transport
+        let address = Self.address(channel)
         let done = channel.eventLoop.makePromise(of: String?.self)
-        try await channel.eventLoop.submit {
-            let ssl = try NIOSSLClientHandler(context: context, serverHostname: serverName)
-            transport.value.beginHandshakeInPrelogin()
-            try channel.pipeline.syncOperations.addHandler(ssl, position: .after(transport.value))
-            try channel.pipeline.syncOperations.addHandler(TLSHandshakeObserver(completed: done), position: .after(ssl))
-        }.get()
+        // SNI cannot carry an IP address; without a host name NIOSSL checks the certificate
+        // against the peer's address instead.
+        let hostname = CertificateNames.isIPAddress(serverName) ? nil : serverName
+        do {
+            try await channel.eventLoop.submit {
+                let ssl = try NIOSSLClientHandler(context: context, serverHostname: hostname)
+                transport.value.beginHandshakeInPrelogin()
+                try channel.pipeline.syncOperations.addHandler(ssl, position: .after(transport.value))
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeObserver(completed: done), position: .after(ssl))
+            }.get()
+        } catch {
+            // The observer never got the promise: complete it here, or NIO reports it leaked.
+            done.fail(error)
+            throw error
+        }
         // Closing fails the handshake through the observer (which completes `done` once).
         let timeout = channel.eventLoop.scheduleTask(in: settings.replyTimeout) {
             channel.close(promise: nil)
         }
-        // Records flow raw from here on: switch on the event loop, before any other write.
-        try await done.futureResult.map { _ in transport.value.handshakeCompleted() }.get()
-        timeout.cancel()
+        defer { timeout.cancel() }
+        do {
+            // Records flow raw from here on: switch on the event loop, before any other write.
+            try await done.futureResult.map { _ in transport.value.handshakeCompleted() }.get()
+        } catch {
+            if let reason = BenchCertificateError.reason(error) {
+                throw BenchCertificateError(address: address, tlsName: serverName, reason: reason)
+            }
+            throw error
+        }
+        // NIOSSL also accepts a certificate whose IP address entry matches the peer, whatever
+        // name was asked for: check the name as tdsgate does on its own backend leg.
+        let certificate = try await channel.nioSSL_peerCertificate().get()
+        guard let der = try certificate?.toDERBytes(), CertificateName.matches(serverName, certificateDER: der) else {
+            throw BenchCertificateError(address: address, tlsName: serverName, reason: "it does not carry that name")
+        }
+    }
+
+    private static func address(_ channel: any Channel) -> String {
+        guard let remote = channel.remoteAddress else { return "the server" }
+        let host = remote.ipAddress ?? "?"
+        return (host.contains(":") ? "[\(host)]" : host) + ":\(remote.port ?? 0)"
     }
 
     func login(user: String, password: String, database: String, serverName: String,

@@ -22,6 +22,8 @@ struct EmulatorPorts: Sendable {
     var tenantID: String
     var imdsURL: String
     var jwksURL: String
+    /// The demo proxy config's placeholders this deployment fills (node ports, tenant, URLs).
+    var demoProxyValues: [String: String]
 
     init(json: Data) throws {
         guard let d = try JSONSerialization.jsonObject(with: json) as? [String: Any] else {
@@ -48,6 +50,7 @@ struct EmulatorPorts: Sendable {
         sqlUser = user
         sqlPassword = password
         database = login["database"] as? String ?? "appdb"
+        demoProxyValues = try DemoProxyConfig.emulatorValues(d)
     }
 
     func node(_ name: String) throws -> Node {
@@ -181,8 +184,8 @@ enum BenchSetup {
             }
         }
 
-        // 3. tdsgate (`tdsgate run`), pointed at east-primary directly (no gateway redirect),
-        // with the demo's proxy config otherwise.
+        // 3. tdsgate (`tdsgate run`) with the demo's proxy config: writes go to east-primary
+        // directly (no gateway redirect), as the bench's queries do.
         var tdsgateChild: BenchChild?
         var tdsgateDumpChild: BenchChild?
         var passwordHashMillis: Double?
@@ -205,11 +208,10 @@ enum BenchSetup {
             let appHash = options.hashPassword(BenchLogins.proxyPassword, options.hashIterations)
             let reportHash = options.hashPassword(BenchLogins.reportPassword, options.hashIterations)
             passwordHashMillis = secondsSince(hashStart) * 1000 / 2
-            var text = try proxyConfig(values: [
-                "PROXY_PORT": String(port), "STATE_DIR": dir.path, "TENANT_ID": ports.tenantID,
-                "JWKS_URL": ports.jwksURL, "IMDS_URL": ports.imdsURL, "EAST_GATEWAY_PORT": String(node.port),
-                "APP_USER_HASH": appHash, "REPORT_USER_HASH": reportHash,
-            ], backendNode: node.name)
+            let values = ports.demoProxyValues.merging([
+                "PROXY_PORT": String(port), "STATE_DIR": dir.path, "APP_USER_HASH": appHash, "REPORT_USER_HASH": reportHash,
+            ]) { _, new in new }
+            var text = try proxyConfig(values: values)
             text += "\nlogin_cache_seconds: \(options.loginCacheSeconds)\n"
             if !options.auditStatements {
                 guard text.contains("statements: true") else {
@@ -258,9 +260,9 @@ enum BenchSetup {
         return try NIOSSLContext(configuration: config)
     }
 
-    /// The demo's proxy config (`DemoProxyConfig`) with the cluster endpoint moved from
-    /// east-gateway to `backendNode` and logging at warning (HAProxy logs nothing here either).
-    static func proxyConfig(values: [String: String], backendNode: String) throws -> String {
+    /// The demo's proxy config (`DemoProxyConfig`), logging at warning (HAProxy logs nothing
+    /// here either).
+    static func proxyConfig(values: [String: String]) throws -> String {
         var text = DemoProxyConfig.render(values)
         // Placeholders added to the demo config later: ports get free ports, anything else
         // must be taught to the bench.
@@ -270,11 +272,6 @@ enum BenchSetup {
             }
             text = text.replacingOccurrences(of: "${\(name)}", with: String(try FreePorts.take(1)[0]))
         }
-        let from = "{name: east-gateway,"
-        guard text.components(separatedBy: from).count == 2 else {
-            throw BenchSetupError("the demo proxy config no longer has exactly one '\(from)' endpoint; update BenchSetup.proxyConfig")
-        }
-        text = text.replacingOccurrences(of: from, with: "{name: \(backendNode),")
         if !text.contains("\nlog_level:") {
             text += "\nlog_level: warning\n"
         }

@@ -2,6 +2,11 @@
 /// topology's primary changes. Append in any order (sessions report concurrently); the
 /// report sorts by time.
 public struct DrillRecorder: Sendable {
+    /// What a synthetic session was doing when it failed.
+    public enum RequestKind: Sendable, Hashable {
+        case write, read
+    }
+
     /// One thing a synthetic session saw.
     public enum Observation: Sendable, Hashable {
         /// A write with unique `key` was sent at `sentAt` and acknowledged (DONE without
@@ -9,8 +14,8 @@ public struct DrillRecorder: Sendable {
         case writeAcknowledged(endpoint: String, key: String, sentAt: ContinuousClock.Instant, ackedAt: ContinuousClock.Instant)
         case readSucceeded(endpoint: String?, at: ContinuousClock.Instant)
         /// `number` is the server's error number; nil for errors with no number (connection
-        /// reset, timeout), which `label` names.
-        case error(number: Int32?, label: String, endpoint: String?, at: ContinuousClock.Instant)
+        /// reset, timeout), which `label` names. `request`: what failed, when known.
+        case error(number: Int32?, label: String, endpoint: String?, at: ContinuousClock.Instant, request: RequestKind?)
         /// A request took `duration` (reported when it is over the drill's stall threshold).
         case stall(duration: Duration, at: ContinuousClock.Instant)
         case sessionClosed(endpoint: String?, at: ContinuousClock.Instant)
@@ -64,12 +69,12 @@ public struct DrillRecorder: Sendable {
         record(.readSucceeded(endpoint: endpoint, at: t))
     }
 
-    public mutating func error(number: Int32, endpoint: String?, at t: ContinuousClock.Instant) {
-        record(.error(number: number, label: DrillReport.errorLabel(number), endpoint: endpoint, at: t))
+    public mutating func error(number: Int32, endpoint: String?, at t: ContinuousClock.Instant, request: RequestKind? = nil) {
+        record(.error(number: number, label: DrillReport.errorLabel(number), endpoint: endpoint, at: t, request: request))
     }
 
-    public mutating func error(label: String, endpoint: String?, at t: ContinuousClock.Instant) {
-        record(.error(number: nil, label: label, endpoint: endpoint, at: t))
+    public mutating func error(label: String, endpoint: String?, at t: ContinuousClock.Instant, request: RequestKind? = nil) {
+        record(.error(number: nil, label: label, endpoint: endpoint, at: t, request: request))
     }
 
     public mutating func stalled(for duration: Duration, at t: ContinuousClock.Instant) {
@@ -117,9 +122,15 @@ public struct DrillRecorder: Sendable {
 
         var writeAcks: [ContinuousClock.Instant] = []
         var errors: [String: DrillReport.ErrorCount] = [:]
+        var traffic = DrillReport.Traffic(buckets: Self.bucketCount(durationMs: report.durationMs, bucketMs: DrillReport.Traffic.defaultBucketMs))
+        func bucket(_ t: ContinuousClock.Instant) -> Int? {
+            guard traffic.bucketCount > 0 else { return nil }
+            return min(traffic.bucketCount - 1, max(0, Int(ms(t) / traffic.bucketMs)))
+        }
         for observation in observations {
             switch observation {
             case .writeAcknowledged(let endpoint, let key, let sentAt, let ackedAt):
+                if let b = bucket(ackedAt) { traffic.writesAcknowledged[b] += 1 }
                 report.writesAcknowledged += 1
                 writeAcks.append(ackedAt)
                 if !wasPrimary(endpoint, between: sentAt, and: ackedAt) {
@@ -127,9 +138,17 @@ public struct DrillRecorder: Sendable {
                         key: key, endpoint: endpoint, sentMs: ms(sentAt), ackedMs: ms(ackedAt),
                         primaryAtSend: primary(at: sentAt), primaryAtAck: primary(at: ackedAt)))
                 }
-            case .readSucceeded:
+            case .readSucceeded(_, let at):
+                if let b = bucket(at) { traffic.readsSucceeded[b] += 1 }
                 report.readsSucceeded += 1
-            case .error(let number, let label, _, _):
+            case .error(let number, let label, _, let at, let request):
+                if let b = bucket(at) {
+                    switch request {
+                    case .write?: traffic.writesFailed[b] += 1
+                    case .read?: traffic.readsFailed[b] += 1
+                    case nil: break
+                    }
+                }
                 let key = number.map { "#\($0)" } ?? label
                 errors[key, default: DrillReport.ErrorCount(number: number, label: label, count: 0)].count += 1
                 report.errorTotal += 1
@@ -140,6 +159,7 @@ public struct DrillRecorder: Sendable {
                 report.sessionsClosed += 1
             }
         }
+        report.traffic = traffic
         report.unsafeWrites.sort { ($0.ackedMs, $0.key) < ($1.ackedMs, $1.key) }
         report.safe = report.unsafeWrites.isEmpty
         // Numbered errors first, by number; then the unnumbered ones by name.
@@ -172,6 +192,13 @@ public struct DrillRecorder: Sendable {
         }
         report.longestWriteGapMs = Self.longestGap(writeAcks, from: t0 ?? start, end: end)
         return report
+    }
+
+    /// Slices covering the drill, bounded so that a drill of the longest allowed duration
+    /// (one hour) still gives a report of reasonable size.
+    static func bucketCount(durationMs: Double, bucketMs: Double) -> Int {
+        guard durationMs > 0, bucketMs > 0 else { return 0 }
+        return min(36_000, Int((durationMs / bucketMs).rounded(.up)))
     }
 
     /// Longest time without an acknowledged write that touches [from, end]: the write outage

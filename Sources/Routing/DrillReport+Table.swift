@@ -1,8 +1,8 @@
 extension DrillReport {
-    /// The report as aligned plain text for a terminal (no colour, no box drawing, so it
-    /// survives logs and copy-paste).
-    public func renderTable() -> String {
-        var rows: [(String, String)] = [
+    /// The figures of the summary, as (label, value) in reading order: the terminal table
+    /// and the HTML report show the same rows.
+    public func summaryRows() -> [(label: String, value: String)] {
+        var rows: [(label: String, value: String)] = [
             ("cluster", cluster),
             ("run time", Self.seconds(durationMs)),
             ("failover started", failoverStartedMs.map { "at " + Self.seconds($0) } ?? "not recorded"),
@@ -25,9 +25,16 @@ extension DrillReport {
         let timeline: [String] = primaryTimeline.map { entry in Self.seconds(entry.atMs) + " " + (entry.to ?? "none") }
         rows.append(("primary timeline", timeline.joined(separator: ", ")))
         if let aborted { rows.append(("aborted", aborted)) }
-        let width = rows.map(\.0.count).max() ?? 0
+        return rows
+    }
+
+    /// The report as aligned plain text for a terminal (no colour, no box drawing, so it
+    /// survives logs and copy-paste).
+    public func renderTable() -> String {
+        let rows = summaryRows()
+        let width = rows.map(\.label.count).max() ?? 0
         var lines = ["tdsgate drill failover" + (mode.map { " --\($0)" } ?? "")]
-        lines += rows.map { "  " + Self.pad($0.0, width) + "  " + $0.1 }
+        lines += rows.map { "  " + Self.pad($0.label, width) + "  " + $0.value }
         if !errors.isEmpty {
             lines.append("")
             lines += Self.table(

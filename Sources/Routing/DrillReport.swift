@@ -61,6 +61,36 @@ public struct DrillReport: Sendable, Hashable, Codable {
         }
     }
 
+    /// Requests per time slice, from the drill's start: what the HTML report draws. Failed
+    /// means an error came back or the session broke (a failed login counts for its kind).
+    public struct Traffic: Sendable, Hashable, Codable {
+        public static let defaultBucketMs: Double = 100
+
+        public var bucketMs: Double
+        public var writesAcknowledged: [Int]
+        public var writesFailed: [Int]
+        public var readsSucceeded: [Int]
+        public var readsFailed: [Int]
+
+        public init(bucketMs: Double = Traffic.defaultBucketMs, buckets: Int = 0) {
+            self.bucketMs = bucketMs
+            writesAcknowledged = Array(repeating: 0, count: buckets)
+            writesFailed = writesAcknowledged
+            readsSucceeded = writesAcknowledged
+            readsFailed = writesAcknowledged
+        }
+
+        public var bucketCount: Int { writesAcknowledged.count }
+
+        enum CodingKeys: String, CodingKey {
+            case bucketMs = "bucket_ms"
+            case writesAcknowledged = "writes_acknowledged"
+            case writesFailed = "writes_failed"
+            case readsSucceeded = "reads_succeeded"
+            case readsFailed = "reads_failed"
+        }
+    }
+
     public var cluster: String
     public var durationMs: Double
     public var failoverStartedMs: Double?
@@ -97,6 +127,7 @@ public struct DrillReport: Sendable, Hashable, Codable {
     public var lostWriteCount = 0
     /// The first of them (at most 20), for looking into.
     public var lostWrites: [String] = []
+    public var traffic = Traffic()
 
     public init(cluster: String, durationMs: Double) {
         self.cluster = cluster
@@ -128,6 +159,7 @@ public struct DrillReport: Sendable, Hashable, Codable {
         case writesVerified = "writes_verified"
         case lostWriteCount = "lost_write_count"
         case lostWrites = "lost_writes"
+        case traffic
     }
 
     // Written by hand only to put explicit nulls where a figure was not measured; the
@@ -159,6 +191,7 @@ public struct DrillReport: Sendable, Hashable, Codable {
         try c.encode(writesVerified, forKey: .writesVerified)
         try c.encode(lostWriteCount, forKey: .lostWriteCount)
         try c.encode(lostWrites, forKey: .lostWrites)
+        try c.encode(traffic, forKey: .traffic)
     }
 
     /// Pretty JSON with sorted keys (stable for diffs and golden files).

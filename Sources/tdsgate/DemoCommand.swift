@@ -37,8 +37,9 @@ struct DemoCommand: AsyncParsableCommand {
         let cfg = try EmulatorConfig.load(yaml: DemoDeployment.yaml)
         let base = basePort
         let dump = self.dump
-        try await EmulatorHost.run(config: cfg, basePort: base, portsFile: portsFile, stateDirectory: stateDir, captureDirectory: captureDir, banner: { rt in
-            Banner.emulator(rt)
+        try await EmulatorHost.run(config: cfg, basePort: base, portsFile: portsFile, stateDirectory: stateDir, captureDirectory: captureDir, banner: { _ in
+            // The demo prints the proxy first and the emulator after it (Banner.demo, from startProxy).
+            ""
         }, extra: { rt, group, dir in
             try await Self.startProxy(runtime: rt, group: group, stateDirectory: dir, basePort: base, dump: dump)
         })
@@ -55,36 +56,51 @@ struct DemoCommand: AsyncParsableCommand {
         let proxyPort = basePort.map { $0 + 100 } ?? free[0]
         let adminPort = basePort.map { $0 + 101 } ?? free[1]
         let d = rt.portsDescription()
-        let nodes = d["nodes"] as? [[String: Any]] ?? []
-        let gateway = nodes.first { ($0["name"] as? String) == "east-gateway" }?["port"] as? Int ?? 0
-        var values = [
-            "PROXY_PORT": String(proxyPort), "ADMIN_PORT": String(adminPort), "STATE_DIR": dir.path, "TENANT_ID": rt.config.tenant.id,
-            "JWKS_URL": d["jwks_url"] as? String ?? "", "IMDS_URL": d["imds_url"] as? String ?? "",
-            "EAST_GATEWAY_PORT": String(gateway),
-        ]
+        var values = try DemoProxyConfig.emulatorValues(d)
+        values["PROXY_PORT"] = String(proxyPort)
+        values["ADMIN_PORT"] = String(adminPort)
+        values["STATE_DIR"] = dir.path
         // 100k iterations keeps demo start-up quick; `tdsgate hash-password` defaults higher.
         values["APP_USER_HASH"] = PasswordHash.make(password: proxyLogins[0].password, iterations: 100_000)
         values["REPORT_USER_HASH"] = PasswordHash.make(password: proxyLogins[1].password, iterations: 100_000)
         let configPath = dir.appendingPathComponent("tdsgate-demo.yaml").path
         try DemoProxyConfig.render(values).write(toFile: configPath, atomically: true, encoding: .utf8)
-        var config = try GatewayConfig.load(path: configPath)
-        if let dump {
-            var d = config.dump ?? DumpConfig()
-            d.directory = URL(fileURLWithPath: dump).standardizedFileURL.path
-            d.enabled = true
-            // Both forms: the text to read, the pcapng for Wireshark.
-            d.settings.formats = [.text, .pcapng]
-            config.dump = d
+        var config: GatewayConfig
+        do {
+            config = try GatewayConfig.load(path: configPath)
+        } catch {
+            throw DemoError(description: "the demo's proxy config \(configPath) (rendered from Configs/demo.yaml) has problems; "
+                + "Configs/demo.yaml and DemoProxyConfig.swift must change together:\n\(error)")
         }
+        // The dump is always on in the demo, so that `tdsgate dump --follow` shows something;
+        // files only with --dump DIR (both forms then: the text to read, the pcapng for Wireshark).
+        var dumpConfig = config.dump ?? DumpConfig()
+        dumpConfig.enabled = true
+        if let dump {
+            dumpConfig.directory = URL(fileURLWithPath: dump).standardizedFileURL.path
+            dumpConfig.settings.formats = [.text, .pcapng]
+        }
+        config.dump = dumpConfig
         let server = try GatewayServer(config: config, group: group, logger: Logger(label: "tdsgate.proxy"))
-        try await server.start()
+        do {
+            try await server.start()
+        } catch {
+            throw DemoError(description: "the demo's proxy could not start on 127.0.0.1:\(proxyPort) (admin API 127.0.0.1:\(adminPort)): \(error). "
+                + (basePort != nil ? "Another process may hold these ports: pick another --base-port, or leave it out to use free ports."
+                    : "Another process took the free ports it picked; run tdsgate demo again."))
+        }
+
+        let freetdsConf = dir.appendingPathComponent("freetds.conf").path
+        try Banner.freetdsConf(port: proxyPort, caFile: dir.appendingPathComponent("ca.pem").path)
+            .write(toFile: freetdsConf, atomically: true, encoding: .utf8)
 
         let proxyIdentity = rt.config.tenant.identities.first { $0.kind == .systemAssigned }
         let backendName = proxyIdentity?.sqlPrincipalName(tenantID: rt.config.tenant.id) ?? "?"
         let ci = rt.config.tenant.identities.first { $0.name == "ci-deployer" }
+        let auditFile = dir.appendingPathComponent("audit.jsonl").path
         let ports: [String: Any] = [
             "proxy": ["host": "127.0.0.1", "port": proxyPort, "tls_host": "localhost", "admin_url": "http://127.0.0.1:\(adminPort)", "config_file": configPath,
-                      "audit_file": dir.appendingPathComponent("audit.jsonl").path,
+                      "audit_file": auditFile, "freetds_conf": freetdsConf,
                       "dump_dir": dump.map { URL(fileURLWithPath: $0).standardizedFileURL.path as Any } ?? NSNull()],
             "proxy_logins": proxyLogins.map { l -> [String: Any] in
                 ["user": l.user, "password": l.password, "database": "appdb", "backend_identity": backendName, "write": l.write]
@@ -95,16 +111,16 @@ struct DemoCommand: AsyncParsableCommand {
                 "scope": "https://database.windows.net/.default",
             ],
         ]
-        let banner = """
-
-        tdsgate proxy: localhost,\(proxyPort)  (backend identity \(backendName); config \(configPath))
-          ODBC 18 / mssql-python:
-            Server=tcp:localhost,\(proxyPort);Database=appdb;UID=app-user;PWD=\(proxyLogins[0].password);Encrypt=yes   (SSL_CERT_FILE=\(dir.path)/ca.pem)
-          pytds:
-            pytds.connect(server='localhost', port=\(proxyPort), database='appdb', user='app-user', password='\(proxyLogins[0].password)', cafile='\(dir.path)/ca.pem')
-          Admin API: http://127.0.0.1:\(adminPort)  (tdsgate status --admin-url http://127.0.0.1:\(adminPort))
-          Entra token clients: get a token from \(d["token_url"] as? String ?? "") (client_credentials, client_id \(ci?.clientID ?? "?")) and pass it as an access token.
-        """
-        return (ports, banner, server)
+        let proxy = Banner.DemoProxy(
+            port: proxyPort, adminURL: "http://127.0.0.1:\(adminPort)", configFile: configPath, auditFile: auditFile,
+            freetdsConf: freetdsConf, caFile: dir.appendingPathComponent("ca.pem").path, backendIdentity: backendName,
+            writer: (proxyLogins[0].user, proxyLogins[0].password), reader: (proxyLogins[1].user, proxyLogins[1].password),
+            tokenURL: d["token_url"] as? String ?? "", tokenClientID: ci?.clientID ?? "?")
+        return (ports, Banner.demo(proxy: proxy, emulator: rt), server)
     }
+}
+
+/// Why the demo could not start, with what to do about it.
+struct DemoError: Error, CustomStringConvertible {
+    var description: String
 }

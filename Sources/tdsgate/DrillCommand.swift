@@ -66,11 +66,14 @@ struct DrillFailoverCommand: AsyncParsableCommand {
     @Option(help: "tdsgate listener as host:port (default: the first listener for the cluster).")
     var proxy: String?
 
-    @Option(help: "Name the listener's certificate is checked against (default: the listener's host).")
+    @Option(help: "Name the listener's certificate is checked against (default: the listener's host, or when that is an address, the first DNS name in the listener's certificate).")
     var tlsName: String?
 
-    @Option(help: "PEM file of roots for the listener's certificate (default: the system's roots).")
+    @Option(help: "PEM file of the only roots the listener's certificate may chain to (default: the system's roots plus the cluster's ca_file).")
     var caFile: String?
+
+    @Option(help: ArgumentHelp("Also write the report as a self-contained HTML page (summary, timeline, errors) to this file.", valueName: "FILE.html"))
+    var report: String?
 
     @Option(help: "Admin API URL (default: from the configuration's admin section).")
     var adminURL: String?
@@ -107,6 +110,7 @@ struct DrillFailoverCommand: AsyncParsableCommand {
         let options: DrillOptions
         let phases: [DrillPhase]
         do {
+            if let report { try Self.checkWritable(report) }
             options = try makeOptions(httpClient: httpClient)
             phases = try await DrillRunner.run(options)
         } catch {
@@ -115,6 +119,16 @@ struct DrillFailoverCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         try? await httpClient.shutdown()
+        if let report {
+            let html = DrillReport.renderHTML(phases: phases.map { DrillReport.HTMLPhase(name: $0.name, report: $0.report) })
+            do {
+                try html.write(toFile: report, atomically: true, encoding: .utf8)
+                options.progress?("HTML report written to \(report)")
+            } catch {
+                FileHandle.standardError.write(Data("tdsgate drill: the drill ran, but its HTML report could not be written to \(report): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
         if json {
             let parts = try phases.map { "\"\($0.name)\": " + (try $0.report.jsonText()) }
             print("{\n" + parts.joined(separator: ",\n") + "\n}")
@@ -131,8 +145,29 @@ struct DrillFailoverCommand: AsyncParsableCommand {
         if !ok { throw ExitCode(1) }
     }
 
+    /// The name to check the listener's certificate against: the host dialled, unless it is
+    /// an address (as listeners usually are); then the first DNS name the certificate carries.
+    static func defaultTLSName(host: String, listener: ListenerConfig?) -> String {
+        guard CertificateNames.isIPAddress(host), let certificate = listener?.tls?.certificate,
+              let name = (try? CertificateNames.dnsNames(pemFile: certificate))?.first else { return host }
+        return name
+    }
+
+    /// Fails before the drill changes anything when the report could not be written.
+    static func checkWritable(_ path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard FileManager.default.isWritableFile(atPath: directory) else {
+            throw ValidationError("--report \(path): the folder \(directory) does not exist or is not writable")
+        }
+    }
+
     private func makeOptions(httpClient: HTTPClient) throws -> DrillOptions {
-        let gateway = try GatewayConfig.load(path: config)
+        let gateway: GatewayConfig
+        do {
+            gateway = try GatewayConfig.load(path: config)
+        } catch {
+            throw ValidationError("cannot use \(config): \(error) (tdsgate check-config \(config) lists every problem)")
+        }
         let clusterConfig: ClusterConfig
         if let cluster {
             guard let c = gateway.clusters.first(where: { $0.name == cluster }) else {
@@ -146,6 +181,7 @@ struct DrillFailoverCommand: AsyncParsableCommand {
         guard let password = ProcessInfo.processInfo.environment[passwordEnv], !password.isEmpty else {
             throw ValidationError("set the password of '\(user)' in the environment variable \(passwordEnv)")
         }
+        let listener = gateway.listeners.first { ($0.cluster ?? gateway.clusters.first?.name) == clusterConfig.name }
         let host: String
         let port: Int
         if let proxy {
@@ -155,26 +191,37 @@ struct DrillFailoverCommand: AsyncParsableCommand {
             host = String(proxy[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             port = p
         } else {
-            guard let listener = gateway.listeners.first(where: { ($0.cluster ?? gateway.clusters.first?.name) == clusterConfig.name }) else {
-                throw ValidationError("no listener of \(config) serves cluster '\(clusterConfig.name)'; give --proxy")
+            guard let listener else {
+                throw ValidationError("no listener of \(config) serves cluster '\(clusterConfig.name)'; give --proxy host:port")
             }
             host = ["0.0.0.0", "::", ""].contains(listener.address) ? "127.0.0.1" : listener.address
             port = listener.port
         }
         guard let admin = gateway.admin else {
-            throw ValidationError("\(config) has no admin section; the drill watches tdsgate through its admin API")
+            throw ValidationError("\(config) has no admin section; the drill watches tdsgate through its admin API (add admin: to the config, or give --admin-url)")
         }
         let adminHost = ["0.0.0.0", "::"].contains(admin.address) ? "127.0.0.1" : admin.address
-        let adminToken = try admin.bearerTokenFile.map {
-            try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let adminToken: String?
+        do {
+            adminToken = try admin.bearerTokenFile.map {
+                try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        } catch {
+            throw ValidationError("cannot read the admin API's bearer token file \(admin.bearerTokenFile ?? ""): \(error.localizedDescription); "
+                + "the drill needs read access to it (run it as the user tdsgate runs as)")
         }
         var options = DrillOptions(
             cluster: clusterConfig.name, mode: DrillOptions.Mode(rawValue: mode.rawValue) ?? .planned,
-            proxyHost: host, proxyPort: port, tlsName: tlsName ?? host, user: user, password: password,
+            proxyHost: host, proxyPort: port, tlsName: tlsName ?? Self.defaultTLSName(host: host, listener: proxy == nil ? listener : nil),
+            user: user, password: password,
             database: database ?? clusterConfig.databases.first ?? "master",
             adminURL: adminURL ?? "http://\(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(admin.port)")
         options.adminToken = adminToken
-        options.caFile = caFile
+        if let caFile {
+            options.trust = .only(caFile: caFile)
+        } else if let clusterCA = clusterConfig.caFile {
+            options.trust = .systemRootsAnd(caFile: clusterCA)
+        }
         options.failback = failback
         options.writers = writers
         options.readers = readers

@@ -114,12 +114,30 @@ struct DrillReportTests {
             "time_to_detect_ms", "time_to_new_primary_ms", "time_to_first_write_ms", "longest_write_gap_ms",
             "writes_acknowledged", "reads_succeeded", "errors", "error_total", "sessions_closed", "stalls",
             "max_stall_ms", "unsafe_writes", "safe", "primary_timeline", "mode", "aborted", "writes_verified",
-            "lost_write_count", "lost_writes",
+            "lost_write_count", "lost_writes", "traffic",
         ])
         #expect(json.contains("\"primary_at_send\" : null"))
         #expect(json.contains("\"at_ms\" : 11200"))
         let decoded = try JSONDecoder().decode(DrillReport.self, from: Data(json.utf8))
         #expect(decoded == report)
+    }
+
+    @Test func trafficIsCountedPer100Milliseconds() {
+        var drill = recorded()
+        drill.error(number: 3906, endpoint: "east", at: clock(11.45), request: .write)
+        drill.error(label: "connection reset", endpoint: "r1", at: clock(11.42), request: .read)
+        let report = drill.report(end: clock(14.5))
+        let traffic = report.traffic
+        #expect(traffic.bucketMs == 100)
+        #expect(traffic.bucketCount == 145)
+        #expect(traffic.writesAcknowledged.reduce(0, +) == report.writesAcknowledged)
+        #expect(traffic.readsSucceeded.reduce(0, +) == report.readsSucceeded)
+        // k1 acknowledged at 9.1 s: slice 91; k6 at 14.1 s: slice 141.
+        #expect(traffic.writesAcknowledged[91] == 1 && traffic.writesAcknowledged[141] == 1)
+        #expect(traffic.readsSucceeded[10] == 1 && traffic.readsSucceeded[120] == 1)
+        // Failures count only where the recorder knows what failed.
+        #expect(traffic.writesFailed[114] == 1 && traffic.writesFailed.reduce(0, +) == 1)
+        #expect(traffic.readsFailed[114] == 1 && traffic.readsFailed.reduce(0, +) == 1)
     }
 
     @Test func tableIsAlignedPlainText() {

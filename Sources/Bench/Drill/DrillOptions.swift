@@ -21,8 +21,27 @@ public struct DrillOptions: Sendable {
     public var proxyHost: String
     public var proxyPort: Int
     public var tlsName: String
-    /// PEM roots for the listener's certificate; nil = the system's roots.
-    public var caFile: String?
+    /// Which roots the listener's certificate must chain to.
+    public enum Trust: Sendable, Hashable {
+        /// The system's roots.
+        case systemRoots
+        /// Only the CA certificates in this PEM file (`--ca-file`).
+        case only(caFile: String)
+        /// The system's roots and those of this PEM file (the cluster's `ca_file`: a
+        /// private CA often signs the listener's certificate as well).
+        case systemRootsAnd(caFile: String)
+
+        /// For messages: what was trusted.
+        public var summary: String {
+            switch self {
+            case .systemRoots: "the system's trusted roots"
+            case .only(let file): "the CA in \(file) (--ca-file)"
+            case .systemRootsAnd(let file): "the system's trusted roots and the CA in \(file) (the cluster's ca_file)"
+            }
+        }
+    }
+
+    public var trust: Trust = .systemRoots
     public var user: String
     public var password: String
     public var database: String

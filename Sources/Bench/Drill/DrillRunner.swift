@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Gateway
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -30,7 +31,7 @@ public enum DrillRunner {
         let httpClient = HTTPClient(eventLoopGroupProvider: .shared(group))
         let http = DrillHTTP(client: httpClient)
         do {
-            let tls = try makeTLS(caFile: options.caFile)
+            let tls = try makeTLS(options.trust)
             let admin = DrillAdminClient(http: http, baseURL: options.adminURL.hasSuffix("/") ? String(options.adminURL.dropLast()) : options.adminURL,
                                          token: options.adminToken)
             var phases: [DrillPhase] = []
@@ -49,13 +50,34 @@ public enum DrillRunner {
         }
     }
 
-    static func makeTLS(caFile: String?) throws -> NIOSSLContext {
+    static func makeTLS(_ trust: DrillOptions.Trust) throws -> NIOSSLContext {
         var config = TLSConfiguration.makeClientConfiguration()
         config.certificateVerification = .fullVerification
-        if let caFile { config.trustRoots = .file(caFile) }
+        switch trust {
+        case .systemRoots:
+            break
+        case .only(let file):
+            try checkReadable(caFile: file, source: "--ca-file")
+            config.trustRoots = .file(file)
+        case .systemRootsAnd(let file):
+            try checkReadable(caFile: file, source: "the cluster's ca_file")
+            config.additionalTrustRoots = [.file(file)]
+        }
         // TLS inside PRELOGIN stops at 1.2 (TDS 7.x).
         config.maximumTLSVersion = .tlsv12
-        return try NIOSSLContext(configuration: config)
+        do {
+            return try NIOSSLContext(configuration: config)
+        } catch {
+            throw DrillError(description: "cannot load the CA certificates to check tdsgate's listener with (\(trust.summary)): \(error); "
+                + "give --ca-file with a PEM file of the CA that signed the listener's certificate")
+        }
+    }
+
+    private static func checkReadable(caFile: String, source: String) throws {
+        guard FileManager.default.isReadableFile(atPath: caFile) else {
+            throw DrillError(description: "the CA file \(caFile) (\(source)) does not exist or cannot be read, so tdsgate's listener "
+                + "certificate cannot be checked; give --ca-file with the PEM of the CA that signed it")
+        }
     }
 
     private static func runPhase(_ name: String, options: DrillOptions, admin: DrillAdminClient, http: DrillHTTP,
@@ -122,7 +144,13 @@ public enum DrillRunner {
     private static func waitForPrimary(admin: DrillAdminClient, cluster: String, within: Duration) async throws -> String {
         let until = ContinuousClock.now + within
         while true {
-            let snapshot = try await admin.cluster(cluster)
+            let snapshot: ClusterSnapshot
+            do {
+                snapshot = try await admin.cluster(cluster)
+            } catch {
+                throw DrillError(description: "cannot read cluster '\(cluster)' from tdsgate's admin API at \(admin.baseURL): \(error); "
+                    + "check that tdsgate runs with this configuration (or give --admin-url)")
+            }
             if let p = snapshot.primary { return p }
             if ContinuousClock.now >= until {
                 throw DrillError(description: "cluster '\(cluster)' has had no primary for \(within); there is nothing to fail over")
@@ -150,12 +178,23 @@ public enum DrillRunner {
                     await c.close()
                     throw error
                 }
+            } catch let error as BenchCertificateError {
+                // Retrying cannot fix trust or a name: say what to change.
+                throw DrillError(description: "cannot open a session through tdsgate: \(error). The drill trusted \(options.trust.summary) "
+                    + "and expected the name '\(options.tlsName)'; give --ca-file with the CA that signed the listener's certificate "
+                    + "and --tls-name with a name the certificate carries")
+            } catch let error as BenchServerError where error.number == 18456 {
+                throw DrillError(description: "tdsgate refused the login of '\(options.user)': \(error). The drill logs in with a SQL login "
+                    + "tdsgate holds (logins: in its config) whose policy rule allows writes; check --user and the password in the "
+                    + "environment variable given by --password-env")
             } catch {
                 lastError = error
                 try await Task.sleep(for: .milliseconds(250))
             }
         }
-        throw DrillError(description: "no write session through tdsgate within 30 s: \(lastError.map { "\($0)" } ?? "")")
+        throw DrillError(description: "no write session through tdsgate's listener \(options.proxyHost):\(options.proxyPort) within 30 s "
+            + "(last error: \(lastError.map { "\($0)" } ?? "none")); check that tdsgate runs there (or give --proxy host:port) "
+            + "and that `tdsgate status` shows a primary")
     }
 
     private static func prepare(table: String, options: DrillOptions, tls: NIOSSLContext, loop: any EventLoop) async throws {

@@ -89,7 +89,7 @@ final class DrillWorkload: Sendable {
                     noteStall(since: started)
                 } catch {
                     noteStall(since: started)
-                    record(error, endpoint: nil)
+                    record(error, endpoint: nil, request: readOnly ? .read : .write)
                     try? await Task.sleep(for: .milliseconds(100))
                     continue
                 }
@@ -101,7 +101,7 @@ final class DrillWorkload: Sendable {
                 noteStall(since: started)
             } catch {
                 noteStall(since: started)
-                record(error, endpoint: endpoint)
+                record(error, endpoint: endpoint, request: readOnly ? .read : .write)
                 let now = ContinuousClock.now
                 if !(error is BenchServerError) {
                     recorder.withLock { $0.sessionClosed(endpoint: endpoint, at: now) }
@@ -123,17 +123,18 @@ final class DrillWorkload: Sendable {
         }
     }
 
-    private func record(_ error: any Error, endpoint: String?) {
+    private func record(_ error: any Error, endpoint: String?, request: DrillRecorder.RequestKind) {
         let now = ContinuousClock.now
         if let e = error as? BenchServerError {
-            recorder.withLock { $0.error(number: e.number, endpoint: endpoint, at: now) }
+            recorder.withLock { $0.error(number: e.number, endpoint: endpoint, at: now, request: request) }
         } else {
-            recorder.withLock { $0.error(label: Self.label(error), endpoint: endpoint, at: now) }
+            recorder.withLock { $0.error(label: Self.label(error), endpoint: endpoint, at: now, request: request) }
         }
     }
 
     /// Errors without a server number, named by what the application saw.
     static func label(_ error: any Error) -> String {
+        if error is BenchCertificateError { return "TLS certificate not verified" }
         let text = "\(error)".lowercased()
         if text.contains("closed") || text.contains("reset") || text.contains("eof") { return "connection closed" }
         if text.contains("timed out") || text.contains("timeout") { return "timeout" }

@@ -5,8 +5,8 @@ import X509
 /// NIOSSL also accepts a certificate whose IP address entry matches the socket's peer,
 /// whatever name was expected; tdsgate checks the name itself so that a redirect to
 /// another worker is verified against that worker's name.
-enum CertificateName {
-    static func matches(_ name: String, certificateDER: [UInt8]) -> Bool {
+public enum CertificateName {
+    public static func matches(_ name: String, certificateDER: [UInt8]) -> Bool {
         guard let cert = try? Certificate(derEncoded: certificateDER) else { return false }
         let wanted = name.lowercased().trimmingSuffix(".")
         let isIP = wanted.contains(":") || wanted.split(separator: ".").allSatisfy { UInt8($0) != nil }
