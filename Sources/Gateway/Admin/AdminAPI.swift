@@ -35,7 +35,7 @@ enum AdminAPI {
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "text/plain; version=0.0.4")
                 return HTTPServerResponse(status: .ok, headers: headers,
-                                          body: Array(context.metrics.render(clusters: snapshots(), tokenStats: stats).utf8))
+                                          body: Array(context.metrics.render(clusters: snapshots(), tokenStats: stats, audit: context.audit?.stats).utf8))
             }),
             HTTPRoute(.GET, "/v1/clusters", handler: guarded { _ in
                 (try? .json(encoding: snapshots())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")

@@ -15,7 +15,7 @@ struct BackendLoginAttempt {
     func run(target: BackendTarget, login: Login7Builder, mars: Bool = false) async -> Result<(BackendLeg, BackendLoginReply, ByteBuffer), BackendError> {
         let leg: BackendLeg
         do {
-            leg = try await BackendLeg.connect(target, on: eventLoop, tls: context.backendTLS, tap: tap)
+            leg = try await context.metrics.timeBackendConnect { try await BackendLeg.connect(target, on: eventLoop, tls: context.backendTLS, tap: tap) }
         } catch let e as BackendError {
             return .failure(e)
         } catch {

@@ -17,7 +17,7 @@ struct Prober {
 
     func run() async {
         while !Task.isCancelled {
-            let result = await probeOnce()
+            let result = await context.metrics.timeProbe(cluster: cluster.config.name, endpoint: endpoint.name) { await probeOnce() }
             cluster.record(probe: result, for: endpoint.name)
             try? await Task.sleep(for: cluster.nextProbeDelay(endpoint.name))
         }

@@ -41,7 +41,9 @@ struct SessionLogin {
 
     func run(_ login: Login7) async throws(LoginRefusal) -> SessionLoginResult {
         let started = ContinuousClock.now
+        defer { context.metrics.loginFinished(listener: listener.name, after: ContinuousClock.now - started) }
         if context.throttle.isBlocked(clientAddress) {
+            context.metrics.loginThrottled(listener: listener.name)
             throw LoginRefusal(message: "Login failed: too many failed logins from \(clientAddress); try again later.")
         }
         let principal = try await authenticate(login)
