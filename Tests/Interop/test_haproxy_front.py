@@ -97,7 +97,7 @@ class HAProxy:
     def __init__(self, root: Path, a: Instance, b: Instance):
         self.port = free_ports(1)[0]
         self.socket = root / "haproxy.sock"
-        env = {**os.environ, "TDSGATE_FRONTEND": f"127.0.0.1:{self.port}", "HAPROXY_ADMIN_SOCKET": str(self.socket),
+        env = {**os.environ, "HAPROXY_MAXCONN": "1000", "TDSGATE_FRONTEND": f"127.0.0.1:{self.port}", "HAPROXY_ADMIN_SOCKET": str(self.socket),
                "TDSGATE_A": f"127.0.0.1:{a.port}", "TDSGATE_A_ADMIN_PORT": str(a.admin_port),
                "TDSGATE_B": f"127.0.0.1:{b.port}", "TDSGATE_B_ADMIN_PORT": str(b.admin_port)}
         self.log_path = root / "haproxy.log"
