@@ -145,6 +145,14 @@ let package = Package(
             dependencies: ["TDS", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
+            name: "TDSNIOTests",
+            dependencies: [
+                "TDSNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "RoutingTests",
             dependencies: ["Routing", "TDS"]
         ),

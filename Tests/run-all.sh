@@ -15,10 +15,12 @@ step() { echo "==> [$(( $(date +%s) - start ))s] $*"; }
 # krb5-*: a throw-away MIT KDC for the Kerberos tests (Tests/Interop/tools/kdc.py) and kinit.
 # systemd: `systemd-analyze verify` for Configs/systemd/tdsgate.service (test_lifecycle.py).
 # chromium: renders the drill's HTML report headless (Tests/Interop/test_quickstart.py).
-APT_PKGS=(unixodbc libltdl7 freetds-bin tdsodbc tshark haproxy krb5-kdc krb5-admin-server krb5-user systemd chromium)
+# prometheus: a real Prometheus and promtool for Configs/prometheus (Tests/Interop/test_prometheus.py).
+APT_PKGS=(unixodbc libltdl7 freetds-bin tdsodbc tshark haproxy krb5-kdc krb5-admin-server krb5-user systemd chromium prometheus)
 # pyopenssl: python-tds needs it for any TLS (cafile=, enc_login_only); python-tds 1.17
 # calls X509.get_extension, which pyOpenSSL 25 removed, hence <25.
-PY_PKGS=(mssql-python pyodbc python-tds "pyopenssl<25" pymssql pytest pytest-timeout)
+# kubernetes-validate: Configs/kubernetes against a recent Kubernetes schema (shipped with it, offline).
+PY_PKGS=(mssql-python pyodbc python-tds "pyopenssl<25" pymssql pytest pytest-timeout kubernetes-validate pyyaml)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi

@@ -24,8 +24,10 @@ enum AdminAPI {
             context.clusters.values.map { $0.snapshot() }.sorted { $0.name < $1.name }
         }
         return [
-            HTTPRoute(.GET, "/healthz", handler: guarded { _ in .text("ok\n") }),
-            HTTPRoute(.GET, "/readyz", handler: guarded { _ in
+            // Health and readiness answer without the token: load balancers' and kubelets'
+            // checks cannot read a secret, and the answer tells nothing else.
+            HTTPRoute(.GET, "/healthz", handler: { _ in .text("ok\n") }),
+            HTTPRoute(.GET, "/readyz", handler: { _ in
                 let missing = snapshots().filter { $0.primary == nil }.map(\.name)
                 if missing.isEmpty { return .text("ready\n") }
                 return .text("not ready: no primary in cluster(s) \(missing.joined(separator: ", "))\n", status: .serviceUnavailable)
@@ -35,7 +37,7 @@ enum AdminAPI {
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "text/plain; version=0.0.4")
                 return HTTPServerResponse(status: .ok, headers: headers,
-                                          body: Array(context.metrics.render(clusters: snapshots(), tokenStats: stats).utf8))
+                                          body: Array(context.metrics.render(clusters: snapshots(), tokenStats: stats, audit: context.audit?.stats).utf8))
             }),
             HTTPRoute(.GET, "/v1/clusters", handler: guarded { _ in
                 (try? .json(encoding: snapshots())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")

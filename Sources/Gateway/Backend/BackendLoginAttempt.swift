@@ -16,6 +16,8 @@ struct BackendLoginAttempt {
     let eventLoop: any EventLoop
     /// The client session's tap, so that dumps see the backend leg too (nil for probes).
     var tap: NIOLoopBound<SessionTap>? = nil
+    /// Where the connect time goes (`tdsgate_backend_connect_duration_seconds`).
+    var metrics: GatewayMetrics? = nil
 
     typealias Login7Builder = @Sendable (_ fedAuthEcho: Bool, _ nonce: [UInt8]?) -> Login7
 
@@ -78,8 +80,15 @@ struct BackendLoginAttempt {
     private func exchange(target: BackendTarget, left: Duration, cutoff: AttemptCutoff, login: Login7Builder, mars: Bool) async -> Result<Reply, Failure> {
         let leg: BackendLeg
         do {
-            leg = try await BackendLeg.connect(target, on: eventLoop, tls: tls, tap: tap, cutoff: cutoff,
-                                               connectTimeout: min(target.connectTimeout, TimeAmount(left)))
+            let connect = { [tls, tap, eventLoop] in
+                try await BackendLeg.connect(target, on: eventLoop, tls: tls, tap: tap, cutoff: cutoff,
+                                             connectTimeout: min(target.connectTimeout, TimeAmount(left)))
+            }
+            if let metrics {
+                leg = try await metrics.timeBackendConnect(connect)
+            } else {
+                leg = try await connect()
+            }
         } catch let e as BackendError {
             return .failure(.failed(e))
         } catch {

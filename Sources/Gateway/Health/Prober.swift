@@ -17,7 +17,7 @@ struct Prober {
 
     func run() async {
         while !Task.isCancelled {
-            let result = await probeOnce()
+            let result = await context.metrics.timeProbe(cluster: cluster.config.name, endpoint: endpoint.name) { await probeOnce() }
             cluster.record(probe: result, for: endpoint.name)
             try? await Task.sleep(for: cluster.nextProbeDelay(endpoint.name))
         }
@@ -79,7 +79,7 @@ struct Prober {
                 } ?? BackendTarget(host: endpoint.host, port: endpoint.port, tlsName: endpoint.tlsName, caFile: cluster.config.caFile,
                                    strict: cluster.config.strict, connectTimeout: .milliseconds(Int64(probe.timeoutMs)))
                 let outcome: LoginAttemptOutcome
-                switch await BackendLoginAttempt(tls: context.backendTLS, eventLoop: eventLoop).run(target: dial, deadline: attemptDeadline, login: login) {
+                switch await BackendLoginAttempt(tls: context.backendTLS, eventLoop: eventLoop, metrics: context.metrics).run(target: dial, deadline: attemptDeadline, login: login) {
                 case .failure(let failure):
                     outcome = .failed(failure.loginFailure ?? .timedOut)
                 case .success(let reply):

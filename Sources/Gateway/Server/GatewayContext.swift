@@ -36,7 +36,8 @@ final class GatewayContext: Sendable {
                                       blockFor: TimeInterval(config.throttle.blockSeconds))
         var providers: [String: any AccessTokenProvider] = [:]
         for identity in config.backendIdentities {
-            providers[identity.name] = try TokenProviders.make(identity.spec, httpClient: httpClient)
+            providers[identity.name] = MeasuredTokenProvider(try TokenProviders.make(identity.spec, httpClient: httpClient),
+                                                             identity: identity.name, metrics: metrics)
         }
         self.tokens = TokenCache(providers: providers)
         var validators: [String: EntraTokenValidator] = [:]

@@ -43,10 +43,12 @@ struct SessionLogin {
     /// `LoginRefusal.cancelled`.
     func run(_ login: Login7) async throws(LoginRefusal) -> SessionLoginResult {
         let started = ContinuousClock.now
+        defer { context.metrics.loginFinished(listener: listener.name, after: ContinuousClock.now - started) }
         // "May this address try" and "count this failure" are one step: the ticket holds a
         // place in the address's budget until the credentials' verdict settles it.
         guard let ticket = await context.throttle.admit(clientAddress) else {
             if Task.isCancelled { throw .cancelled }
+            context.metrics.loginThrottled(listener: listener.name)
             throw LoginRefusal(message: "Login failed: too many failed logins from \(clientAddress); try again later.")
         }
         let principal: Principal
@@ -225,7 +227,7 @@ struct SessionLogin {
                     backendLogin7(from: login, accessToken: accessToken, fedAuthEcho: echo, nonce: nonce,
                                   appNameTag: tag, forceReadOnly: forceReadOnly)
                 }
-                let result = await BackendLoginAttempt(tls: context.backendTLS, eventLoop: eventLoop, tap: tap)
+                let result = await BackendLoginAttempt(tls: context.backendTLS, eventLoop: eventLoop, tap: tap, metrics: context.metrics)
                     .run(target: backendTarget(target, endpoint: endpoint, cluster: cluster), deadline: attemptDeadline,
                          login: backendLogin, mars: mars)
                 let outcome: LoginAttemptOutcome
