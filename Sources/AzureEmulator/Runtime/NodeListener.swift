@@ -12,7 +12,8 @@ final class NodeListener: Sendable {
     let group: any EventLoopGroup
     let tls: TDSServerTLS?
     let captureDirectory: URL?
-    private let state = Mutex<(listeners: [any Channel], sessions: [ObjectIdentifier: any Channel])>(([], [:]))
+    /// Open connections by SPID.
+    private let state = Mutex<(listeners: [any Channel], sessions: [Int: any Channel])>(([], [:]))
 
     init(env: NodeEnvironment, group: any EventLoopGroup, tls: TDSServerTLS?, captureDirectory: URL? = nil) {
         self.env = env
@@ -53,6 +54,28 @@ final class NodeListener: Sendable {
         for c in sessions { c.close(promise: nil) }
     }
 
+    /// Closes one session, as `KILL spid` would; false when no session has that SPID here.
+    func kill(spid: Int) -> Bool {
+        guard let c = state.withLock({ $0.sessions[spid] }) else { return false }
+        c.close(promise: nil)
+        return true
+    }
+
+    /// Lets every session finish the request it is running, then closes it (idle ones at
+    /// once); returns when all are closed or `timeout` has passed, closing what is left.
+    func drainSessions(timeout: TimeAmount) async {
+        let sessions = state.withLock { Array($0.sessions.values) }
+        guard !sessions.isEmpty else { return }
+        for c in sessions { c.pipeline.fireUserInboundEventTriggered(NodeDrainRequest()) }
+        let loop = group.next()
+        let done = loop.makePromise(of: Void.self)
+        let timer = loop.scheduleTask(in: timeout) { done.succeed() }
+        EventLoopFuture.andAllComplete(sessions.map(\.closeFuture), on: loop).whenComplete { _ in done.succeed() }
+        try? await done.futureResult.get()
+        timer.cancel()
+        for c in sessions where c.isActive { c.close(promise: nil) }
+    }
+
     private func bootstrap() -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -68,14 +91,16 @@ final class NodeListener: Sendable {
             channel.close(promise: nil)
             return
         }
-        let id = ObjectIdentifier(channel)
-        state.withLock { $0.sessions[id] = channel }
         let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         let spid = env.deployment.nextSPID()
+        state.withLock { $0.sessions[spid] = channel }
         let session = NodeSession(env: env, spid: spid, clientAddress: peer)
         let capture = captureDirectory.flatMap { PacketCapture(directory: $0, node: env.node.name, session: spid, client: peer) }
+        let deployment = env.deployment
+        let node = env.node.name
         let handler = NodeChannelHandler(session: session) { [weak self] in
-            self?.state.withLock { _ = $0.sessions.removeValue(forKey: id) }
+            deployment.endSession(node: node, spid: spid)
+            self?.state.withLock { _ = $0.sessions.removeValue(forKey: spid) }
         }
         let ops = channel.pipeline.syncOperations
         try ops.addHandler(TDSServerTransportHandler(tls: env.node.encryption == .notSupported && !env.node.strict ? nil : tls))
