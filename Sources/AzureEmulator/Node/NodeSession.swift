@@ -412,6 +412,7 @@ struct NodeSession {
     private mutating func resetIfAsked(_ message: TDSMessage) -> ByteBuffer? {
         guard message.status.contains(.resetConnection) || message.status.contains(.resetConnectionSkipTransaction) else { return nil }
         resetSession(keepTransaction: !message.status.contains(.resetConnection))
+        env.log("session node=\(env.node.name) spid=\(spid) reset\(message.status.contains(.resetConnection) ? "" : " (transaction kept)")")
         var b = allocator.buffer(capacity: 8)
         ReplyEncoding.envChange(.resetConnectionAck, into: &b)
         return b
@@ -539,6 +540,7 @@ struct NodeSession {
         } catch {
             return fail(4002, 16, "The transaction manager request is malformed: \(error)")
         }
+        let reset = resetIfAsked(message)
         var parts: [SQLResultPart]
         switch request.requestType {
         case TransactionManagerRequest.begin:
@@ -557,7 +559,7 @@ struct NodeSession {
         default:
             parts = [.done(rowCount: nil)]
         }
-        return encode(parts, inProcedure: false, prefix: nil)
+        return encode(parts, inProcedure: false, prefix: reset)
     }
 
     // MARK: Encoding

@@ -54,10 +54,11 @@ final class NodeListener: Sendable {
         for c in sessions { c.close(promise: nil) }
     }
 
-    /// Closes one session, as `KILL spid` would; false when no session has that SPID here.
+    /// Drops one session's TCP connection, as a killed session or a broken network does;
+    /// false when no session has that SPID here.
     func kill(spid: Int) -> Bool {
         guard let c = state.withLock({ $0.sessions[spid] }) else { return false }
-        c.close(promise: nil)
+        c.pipeline.fireUserInboundEventTriggered(AbortConnectionHandler.Abort())
         return true
     }
 
@@ -103,10 +104,28 @@ final class NodeListener: Sendable {
             self?.state.withLock { _ = $0.sessions.removeValue(forKey: spid) }
         }
         let ops = channel.pipeline.syncOperations
+        try ops.addHandler(AbortConnectionHandler())
         try ops.addHandler(TDSServerTransportHandler(tls: env.node.encryption == .notSupported && !env.node.strict ? nil : tls))
         var tap: (@Sendable (TDSPacket) -> Void)?
         if let capture { tap = { packet in capture.record(packet) } }
         try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 4 * 1024 * 1024, packetTap: tap))
         try ops.addHandler(handler)
+    }
+}
+
+/// First in a node connection's pipeline: closes the socket from below TLS, so the client
+/// sees the TCP connection end without a TLS close_notify, as when SQL Server kills a
+/// session or the network drops it (ODBC's idle connection resiliency reacts to exactly that).
+final class AbortConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    struct Abort: Sendable {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is Abort {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
