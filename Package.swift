@@ -197,6 +197,7 @@ let package = Package(
             dependencies: [
                 "AzureEmulator", "TDS", "TDSNIO", "HTTPServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]

@@ -13,7 +13,7 @@ final class MemoryData: SQLDataAccess, @unchecked Sendable {
         db = copy
         return counts
     }
-    func databaseExists(_ name: String) -> Bool { name.lowercased() == "appdb" }
+    func databaseName(_ name: String) -> String? { ["appdb", "master"].first { $0 == name.lowercased() } }
 }
 
 func makeContext(readOnly: Bool = false) -> SQLSessionContext {

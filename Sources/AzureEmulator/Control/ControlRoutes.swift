@@ -65,6 +65,25 @@ enum ControlRoutes {
                     runtime.deployment.setLag(node: node, milliseconds: try body(req)["milliseconds"]?.intValue ?? 0)
                 }
             },
+            // Azure's per-tier session cap: {"limit": N} or {"limit": null} for none.
+            HTTPRoute(.POST, "/emulator/nodes/{node}/session-limit") { req in
+                await nodeOp(req) { node in
+                    guard runtime.deployment.node(named: node) != nil else { throw EmulatorConfigError("no node named '\(node)'") }
+                    let limit = try body(req)["limit"]?.intValue
+                    if let limit, limit < 1 { throw EmulatorConfigError("limit must be at least 1, or null for no limit") }
+                    runtime.deployment.setSessionLimit(node: node, limit: limit)
+                }
+            },
+            // KILL spid: closes one connection (idle connection resiliency tests).
+            HTTPRoute(.POST, "/emulator/sessions/{spid}/kill") { req in
+                guard let spid = req.pathParameters["spid"].flatMap({ Int($0) }) else {
+                    return .error(.badRequest, code: "invalid_request", message: "the SPID must be a number")
+                }
+                guard runtime.killSession(spid: spid) else {
+                    return .error(.notFound, code: "unknown_session", message: "no session with SPID \(spid)")
+                }
+                return .json(.object(["ok": .bool(true), "spid": .int(spid)]))
+            },
             HTTPRoute(.POST, "/emulator/faults/login") { req in
                 do {
                     let b = try body(req)
@@ -145,7 +164,7 @@ enum ControlRoutes {
             return armError(.badRequest, "FailoverGroupFailoverRequestOnPrimary", "The failover group '\(group)' cannot be failed over because server '\(server)' is already the primary.")
         }
         do {
-            try runtime.failover(group: group, allowDataLoss: allowDataLoss)
+            try await runtime.failover(group: group, allowDataLoss: allowDataLoss)
         } catch {
             return armError(.internalServerError, "InternalServerError", "\(error)")
         }

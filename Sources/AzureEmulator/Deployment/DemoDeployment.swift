@@ -59,9 +59,11 @@ servers:
       - {name: west-gateway, kind: gateway, encryption: required}
       - {name: west-primary, kind: primary_replica, encryption: required, lag_ms: 0}
   # SQL Server-style endpoints for clients that cannot do full TLS: login-only TLS
-  # (encryption off) and plaintext (no certificate).
+  # (encryption off) and plaintext (no certificate). The first is a Managed Instance:
+  # USE switches between its databases there (Azure SQL Database refuses with 40508).
   - name: sqlemu-compat
-    databases: [appdb]
+    flavor: managed_instance
+    databases: [appdb, scratchdb]
     logins:
       - {user: app, password: "App-Passw0rd!"}
     nodes:

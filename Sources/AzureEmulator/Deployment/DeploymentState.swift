@@ -30,6 +30,9 @@ public final class DeploymentState: Sendable {
         var loginDelayMs: [String: Int] = [:]
         var lagMs: [String: Int] = [:]
         var nextSPID = 51
+        var sessionLimit: [String: Int] = [:]
+        /// SPIDs of the logged-in sessions on each node.
+        var openSessions: [String: Set<Int>] = [:]
         var failovers = 0
         var lastFailover: Date?
     }
@@ -45,6 +48,7 @@ public final class DeploymentState: Sendable {
             for node in server.nodes {
                 s.nodeAlive[node.name] = true
                 s.lagMs[node.name] = node.lagMilliseconds
+                if let m = node.maxSessions { s.sessionLimit[node.name] = m }
                 if node.kind != .gateway {
                     s.data[node.name] = Dictionary(uniqueKeysWithValues: server.databases.map { ($0.lowercased(), DatabaseData()) })
                 }
@@ -119,6 +123,27 @@ public final class DeploymentState: Sendable {
             return s.nextSPID
         }
     }
+
+    // MARK: Sessions
+
+    /// Counts a session that has logged in; returns the limit instead when the node is full.
+    func admitSession(node: String, spid: Int) -> Int? {
+        state.withLock { s in
+            if let limit = s.sessionLimit[node], (s.openSessions[node]?.count ?? 0) >= limit { return limit }
+            s.openSessions[node, default: []].insert(spid)
+            return nil
+        }
+    }
+
+    /// The session ended (any reason); a no-op for one that never logged in.
+    func endSession(node: String, spid: Int) {
+        state.withLock { _ = $0.openSessions[node]?.remove(spid) }
+    }
+
+    /// nil removes the limit.
+    public func setSessionLimit(node: String, limit: Int?) { state.withLock { $0.sessionLimit[node] = limit } }
+
+    public func openSessionCount(node: String) -> Int { state.withLock { $0.openSessions[node]?.count ?? 0 } }
 
     // MARK: Data
 
@@ -258,6 +283,8 @@ public final class DeploymentState: Sendable {
                         "writable": n.kind == .primaryReplica && (s.serverIsPrimary[server.name] ?? false),
                         "replication_backlog": s.pending[n.name]?.count ?? 0,
                         "lag_ms": s.lagMs[n.name] ?? 0,
+                        "sessions": s.openSessions[n.name]?.count ?? 0,
+                        "max_sessions": s.sessionLimit[n.name].map { $0 as Any } ?? NSNull(),
                     ]
                 },
             ])
@@ -286,5 +313,8 @@ struct NodeDataAccess: SQLDataAccess {
     func commit(database: String, changes: [RowChange]) throws(SQLError) -> [Int] {
         try deployment.commit(node: node, database: database, changes: changes)
     }
-    func databaseExists(_ name: String) -> Bool { deployment.databaseExists(server: server, name: name) }
+    func databaseName(_ name: String) -> String? {
+        if name.lowercased() == "master" { return "master" }
+        return deployment.server(named: server)?.databases.first { $0.lowercased() == name.lowercased() }
+    }
 }

@@ -119,9 +119,10 @@ public struct ServerConfig: Sendable, Decodable {
     /// Empty means every identity of the tenant, as if each had a contained user.
     public var entraUsers: [String]
     public var nodes: [NodeConfig]
+    public var flavor: ServerFlavor
 
     enum CodingKeys: String, CodingKey {
-        case name, logins, databases, nodes
+        case name, logins, databases, nodes, flavor
         case entraUsers = "entra_users"
     }
 
@@ -132,7 +133,16 @@ public struct ServerConfig: Sendable, Decodable {
         databases = try c.decodeIfPresent([String].self, forKey: .databases) ?? []
         entraUsers = try c.decodeIfPresent([String].self, forKey: .entraUsers) ?? []
         nodes = try c.decode([NodeConfig].self, forKey: .nodes)
+        flavor = try c.decodeIfPresent(ServerFlavor.self, forKey: .flavor) ?? .sqlDatabase
     }
+}
+
+/// Which Azure SQL offering a server is: it decides what USE may do.
+public enum ServerFlavor: String, Sendable, Decodable {
+    /// Azure SQL Database: USE only names the current database (else error 40508).
+    case sqlDatabase = "sql_database"
+    /// Azure SQL Managed Instance: a SQL Server instance, USE switches databases.
+    case managedInstance = "managed_instance"
 }
 
 public enum NodeKind: String, Sendable, Decodable {
@@ -163,10 +173,14 @@ public struct NodeConfig: Sendable, Decodable {
     public var strict: Bool
     /// Replication delay from the primary, in milliseconds.
     public var lagMilliseconds: Int
+    /// Logged-in sessions the node accepts before logins fail with error 10928 (the
+    /// service tier's session cap); nil is no limit. The control API can change it.
+    public var maxSessions: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, kind, port, encryption, strict
         case lagMilliseconds = "lag_ms"
+        case maxSessions = "max_sessions"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -177,6 +191,10 @@ public struct NodeConfig: Sendable, Decodable {
         encryption = try c.decodeIfPresent(NodeEncryption.self, forKey: .encryption) ?? .required
         strict = try c.decodeIfPresent(Bool.self, forKey: .strict) ?? (encryption != .notSupported)
         lagMilliseconds = try c.decodeIfPresent(Int.self, forKey: .lagMilliseconds) ?? 0
+        maxSessions = try c.decodeIfPresent(Int.self, forKey: .maxSessions)
+        if let m = maxSessions, m < 1 {
+            throw DecodingError.dataCorruptedError(forKey: .maxSessions, in: c, debugDescription: "max_sessions must be at least 1 (leave it out for no limit)")
+        }
     }
 }
 

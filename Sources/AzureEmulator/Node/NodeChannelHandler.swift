@@ -2,6 +2,10 @@ import NIOCore
 import TDS
 import TDSNIO
 
+/// Asks a node connection to close once the request it is running has been answered (a
+/// planned failover lets requests in flight finish on the old primary).
+struct NodeDrainRequest: Sendable {}
+
 /// Executes a `NodeSession`'s actions on a channel: writes, TLS changes, delays and row
 /// streams (with backpressure), and cancels them when an attention arrives.
 final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -16,6 +20,7 @@ final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var stream: (next: Int, end: Int)?
     private var running = false
     private var busy = false
+    private var closeWhenIdle = false
     private let onClose: @Sendable () -> Void
 
     init(session: NodeSession, onClose: @escaping @Sendable () -> Void) {
@@ -40,6 +45,14 @@ final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .strictTLSStarted? = event as? TDSTransportEvent {
             session.strictTLSStarted()
+        }
+        if event is NodeDrainRequest {
+            if busy || running || !queue.isEmpty || stream != nil {
+                closeWhenIdle = true
+            } else {
+                context.close(promise: nil)
+            }
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -86,6 +99,11 @@ final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func drainWaiting(context: ChannelHandlerContext) {
+        if closeWhenIdle {
+            // Draining: requests that arrived behind the one in flight are not run.
+            context.close(promise: nil)
+            return
+        }
         while !busy, !waiting.isEmpty, context.channel.isActive {
             let m = waiting.removeFirst()
             if m.type == .attention { continue }
@@ -119,6 +137,10 @@ final class NodeChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard !queue.isEmpty else {
                 busy = false
                 context.flush()
+                if closeWhenIdle {
+                    context.close(promise: nil)
+                    return
+                }
                 if !waiting.isEmpty { drainWaiting(context: context) }
                 return
             }

@@ -71,6 +71,12 @@ struct NodeSession {
     private var allocator = ByteBufferAllocator()
     private(set) var identityForLog = "-"
     private(set) var intentForLog = "ReadWrite"
+    /// What RESETCONNECTION puts back: the login's database and SET options.
+    private var loginDatabase = ""
+    private var loginSettings = SessionSettings.loginDefaults(odbc: false, language: .usEnglish)
+    private var loginSessionContext: [String: SessionContextValue] = [:]
+    /// Set when the client negotiated SESSIONRECOVERY (FeatureExt 0x01).
+    private var stateReporter: SessionStateReporter?
 
     init(env: NodeEnvironment, spid: Int, clientAddress: String) {
         self.env = env
@@ -268,22 +274,53 @@ struct NodeSession {
 
     private mutating func finishLogin(_ login: Login7, principal: String, fedAuthAck: Bool) -> [NodeAction] {
         identityForLog = principal
-        let database = login.database.isEmpty ? (env.server.databases.first ?? "master") : login.database
-        guard env.deployment.databaseExists(server: serverName, name: database) || database.lowercased() == "master" else {
+        let gateway = env.node.kind == .gateway
+        var database = login.database.isEmpty ? (env.server.databases.first ?? "master") : login.database
+        guard let canonical = NodeDataAccess(deployment: env.deployment, node: env.node.name, server: serverName).databaseName(database) else {
             return loginFailed(login, 4060, "Cannot open database \"\(database)\" requested by the login. The login failed.", identity: principal, severity: 11)
         }
+        database = canonical
+        // fODBC (OptionFlags2 0x02): the server applies ODBC's SET defaults at login.
+        var settings = SessionSettings.loginDefaults(odbc: login.optionFlags2 & 0x02 != 0,
+                                                     language: SessionLanguage.named(login.language) ?? .usEnglish)
+        var sessionContext: [String: SessionContextValue] = [:]
+        var recovery: SessionRecoveryRequest?
+        if !gateway, let feature = login.features.first(where: { $0.id == Login7Feature.sessionRecovery }) {
+            do {
+                recovery = try SessionRecoveryRequest(featureData: feature.data)
+            } catch {
+                return loginFailed(login, 4002, "The SESSIONRECOVERY data of the LOGIN7 is malformed: \(error)", identity: principal, severity: 16)
+            }
+        }
+        var current = (database: database, settings: settings, sessionContext: sessionContext)
+        if case .recover(let initial, let toBe)? = recovery {
+            switch SessionRecovery.restore(initial: initial, current: toBe, loginDatabase: login.database, odbc: login.optionFlags2 & 0x02 != 0,
+                                           flavor: env.server.flavor,
+                                           databaseName: { NodeDataAccess(deployment: env.deployment, node: env.node.name, server: serverName).databaseName($0) }) {
+            case .failure(let refusal):
+                env.log("session node=\(env.node.name) client=\(clientAddress) identity=\(principal) session recovery refused: \(refusal.message)")
+                return loginFailed(login, refusal.number, refusal.message, identity: principal, severity: refusal.severity)
+            case .success(let restored):
+                (database, settings, sessionContext) = (restored.initialDatabase, restored.initialSettings, restored.initialSessionContext)
+                current = (restored.database, restored.settings, restored.sessionContext)
+            }
+        }
+        if !gateway, let limit = env.deployment.admitSession(node: env.node.name, spid: spid) {
+            return loginFailed(login, 10928, "Resource ID : 2. The session limit for the database is \(limit) and has been reached. See 'https://docs.microsoft.com/azure/azure-sql/database/resource-limits-logical-server' for assistance.",
+                               identity: principal, severity: 20)
+        }
         var body = allocator.buffer(capacity: 512)
-        ReplyEncoding.envChange(.database(new: database, old: "master"), into: &body)
-        ReplyEncoding.info(5701, message: "Changed database context to '\(database)'.", server: serverName, into: &body)
+        ReplyEncoding.envChange(.database(new: current.database, old: "master"), into: &body)
+        ReplyEncoding.info(5701, message: "Changed database context to '\(current.database)'.", server: serverName, into: &body)
         ReplyEncoding.envChange(.collation(new: ReplyEncoding.collation, old: []), into: &body)
-        ReplyEncoding.envChange(.language(new: "us_english", old: ""), into: &body)
-        ReplyEncoding.info(5703, message: "Changed language setting to us_english.", server: serverName, into: &body)
+        ReplyEncoding.envChange(.language(new: current.settings.language.name, old: ""), into: &body)
+        ReplyEncoding.info(5703, message: "Changed language setting to \(current.settings.language.name).", server: serverName, into: &body)
         ReplyEncoding.envChange(.packetSize(new: String(packetSize), old: "4096"), into: &body)
         TDSToken.loginAck(LoginAck(interface: 1, tdsVersion: 0x7400_0004, programName: "Microsoft SQL Server",
                                    programVersion: [12, 0, 0x07, 0xD0])).write(into: &body)
 
         var routed: NodeConfig?
-        if env.node.kind == .gateway {
+        if gateway {
             guard let target = env.deployment.redirectTarget(gatewayServer: serverName, readOnly: login.readOnlyIntent) else {
                 let (sev, text) = LoginErrors.message(for: 40613, database: database, server: serverName)
                 return loginFailed(login, 40613, text, identity: principal, severity: sev)
@@ -291,12 +328,17 @@ struct NodeSession {
             routed = target
             ReplyEncoding.envChange(.routing(protocol: 0, port: UInt16(target.port), server: env.tlsHost), into: &body)
         }
+        let currentEntries = SessionStateCodec.entries(current.settings, sessionContext: current.sessionContext)
         if login.hasFeatureExtension {
             var acks: [FeatureAck] = []
             for f in login.features {
                 switch f.id {
                 case Login7Feature.fedAuth where fedAuthAck: acks.append(FeatureAck(id: f.id, data: []))
                 case Login7Feature.azureSQLSupport: acks.append(FeatureAck(id: f.id, data: [0x00]))
+                // The initial state on a new login; the restored state on a recovery login
+                // (the client takes those as its deltas, MS-TDS 2.2.7.11).
+                case Login7Feature.sessionRecovery where recovery != nil:
+                    acks.append(FeatureAck(id: f.id, data: SessionStateEntry.dataSetBytes(currentEntries)))
                 default: break
                 }
             }
@@ -310,14 +352,28 @@ struct NodeSession {
             phase = .closed
             return [.write(out)]
         }
-        let readOnly = !env.deployment.isWritable(node: env.node.name) || database.lowercased() == "master"
-        sql = SQLSessionContext(serverName: serverName, nodeName: env.node.name, database: database, principal: principal,
-                                spid: spid, localPort: env.node.port, clientAddress: clientAddress, readOnly: readOnly,
-                                geoLinks: env.deployment.geoLinks(node: env.node.name, database: database))
-        sql?.appName = login.appName
-        sql?.hostName = login.hostName
+        loginDatabase = database
+        loginSettings = settings
+        loginSessionContext = sessionContext
+        if recovery != nil { stateReporter = SessionStateReporter(acknowledged: currentEntries) }
+        let readOnly = !env.deployment.isWritable(node: env.node.name) || current.database.lowercased() == "master"
+        var context = SQLSessionContext(serverName: serverName, nodeName: env.node.name, database: current.database, principal: principal,
+                                        spid: spid, localPort: env.node.port, clientAddress: clientAddress, readOnly: readOnly,
+                                        geoLinks: env.deployment.geoLinks(node: env.node.name, database: current.database))
+        context.appName = login.appName
+        context.hostName = login.hostName
+        context.settings = current.settings
+        context.sessionContext = current.sessionContext
+        context.useSwitchesDatabase = env.server.flavor == .managedInstance
+        sql = context
         phase = .loggedIn
-        env.log("session node=\(env.node.name) client=\(clientAddress) identity=\(principal) intent=\(intentForLog) database=\(database) tds=0x\(String(login.tdsVersion, radix: 16)) encryption=\(strict ? "strict" : (encrypted ? "full" : "login-only/none")) mars=\(mars) login=ok")
+        let recovered: String
+        switch recovery {
+        case .recover?: recovered = " recovered=yes"
+        case .negotiate?: recovered = " recovery=negotiated"
+        case nil: recovered = ""
+        }
+        env.log("session node=\(env.node.name) client=\(clientAddress) spid=\(spid) identity=\(principal) intent=\(intentForLog) database=\(current.database) tds=0x\(String(login.tdsVersion, radix: 16)) encryption=\(strict ? "strict" : (encrypted ? "full" : "login-only/none")) mars=\(mars)\(recovered) login=ok")
         return mars ? [.write(out), .startSMP] : [.write(out)]
     }
 
@@ -348,12 +404,46 @@ struct NodeSession {
         return encode(parts, inProcedure: false, prefix: reset)
     }
 
+    /// RESETCONNECTION (0x08) or RESETCONNECTIONSKIPTRAN (0x10) on the request's first
+    /// packet: the session goes back to its state after login before the request runs, and
+    /// the reply opens with ENVCHANGE 18. Nothing else is announced: the client resets its
+    /// own view of the database, language and session state when it sees the ack (SqlClient
+    /// does exactly that), so no database or language ENVCHANGE follows.
     private mutating func resetIfAsked(_ message: TDSMessage) -> ByteBuffer? {
         guard message.status.contains(.resetConnection) || message.status.contains(.resetConnectionSkipTransaction) else { return nil }
-        if message.status.contains(.resetConnection) { sql?.transaction = nil }
-        prepared = [:]
+        resetSession(keepTransaction: !message.status.contains(.resetConnection))
+        env.log("session node=\(env.node.name) spid=\(spid) reset\(message.status.contains(.resetConnection) ? "" : " (transaction kept)")")
         var b = allocator.buffer(capacity: 8)
         ReplyEncoding.envChange(.resetConnectionAck, into: &b)
+        return b
+    }
+
+    /// sp_reset_connection: temp tables dropped, SET options, database, CONTEXT_INFO and
+    /// SESSION_CONTEXT back to the login's, prepared statements freed, and the open
+    /// transaction rolled back unless the client asked to keep it.
+    private mutating func resetSession(keepTransaction: Bool) {
+        guard var c = sql else { return }
+        if !keepTransaction { c.transaction = nil }
+        c.database = loginDatabase
+        c.settings = loginSettings
+        c.sessionContext = loginSessionContext
+        c.tempTables = DatabaseData()
+        c.lastRowCount = 0
+        c.geoLinks = env.deployment.geoLinks(node: env.node.name, database: loginDatabase)
+        sql = c
+        prepared = [:]
+        stateReporter?.rebase(SessionStateCodec.entries(loginSettings, sessionContext: loginSessionContext))
+    }
+
+    /// The SESSIONSTATE token this reply must carry, if SESSIONRECOVERY was negotiated and
+    /// the client's copy of the state is out of date.
+    private mutating func sessionStateToken() -> ByteBuffer? {
+        guard stateReporter != nil, let c = sql else { return nil }
+        var entries = SessionStateCodec.entries(c.settings, sessionContext: c.sessionContext)
+        if let temp = SessionStateCodec.tempTablesEntry(count: c.tempTables.tables.count) { entries.append(temp) }
+        guard let token = stateReporter!.token(for: entries, recoverable: c.tempTables.tables.isEmpty) else { return nil }
+        var b = allocator.buffer(capacity: 64)
+        token.write(into: &b)
         return b
     }
 
@@ -420,8 +510,24 @@ struct NodeSession {
         case "sp_datatype_info_100", "sp_datatype_info":
             return encode([.rows(TypeInfoCatalog.columns, TypeInfoCatalog.rows), .done(rowCount: TypeInfoCatalog.rows.count), .procedureDone(returnStatus: 0)], inProcedure: true, prefix: reset)
         case "sp_reset_connection":
-            sql?.transaction = nil
+            resetSession(keepTransaction: false)
             return encode([.procedureDone(returnStatus: 0)], inProcedure: true, prefix: reset)
+        case "sp_set_session_context":
+            var named: [String: SQLValue] = [:]
+            var positional: [SQLValue] = []
+            for (p, v) in zip(request.parameters, values) {
+                let name = p.name.hasPrefix("@") ? String(p.name.dropFirst()) : p.name
+                if name.isEmpty { positional.append(v) } else { named[name.lowercased()] = v }
+            }
+            guard var context = sql else { return encode([.error(SQLError(4002, "Not logged in.")), .done(rowCount: nil)], inProcedure: true, prefix: reset) }
+            let parts: [SQLResultPart]
+            do {
+                parts = try SQLExecutor.procedureCall("sp_set_session_context", positional: positional, named: named, context: &context)
+                sql = context
+            } catch {
+                parts = [.error(error)]
+            }
+            return encode(parts, inProcedure: true, prefix: reset)
         case let other:
             return encode([.error(SQLError(2812, "Could not find stored procedure '\(other)'.")), .done(rowCount: nil)], inProcedure: true, prefix: reset)
         }
@@ -434,6 +540,7 @@ struct NodeSession {
         } catch {
             return fail(4002, 16, "The transaction manager request is malformed: \(error)")
         }
+        let reset = resetIfAsked(message)
         var parts: [SQLResultPart]
         switch request.requestType {
         case TransactionManagerRequest.begin:
@@ -452,7 +559,7 @@ struct NodeSession {
         default:
             parts = [.done(rowCount: nil)]
         }
-        return encode(parts, inProcedure: false, prefix: nil)
+        return encode(parts, inProcedure: false, prefix: reset)
     }
 
     // MARK: Encoding
@@ -465,6 +572,11 @@ struct NodeSession {
         var actions: [NodeAction] = []
         var body = prefix ?? allocator.buffer(capacity: 256)
         var hadError = false
+        // SESSIONSTATE goes right before the DONE/DONEPROC that ends the reply (MS-TDS 2.2.7.21).
+        var state = sessionStateToken()
+        func final(_ body: inout ByteBuffer) {
+            if var s = state { body.writeBuffer(&s); state = nil }
+        }
         for (i, part) in parts.enumerated() {
             let last = i == parts.count - 1
             switch part {
@@ -482,7 +594,7 @@ struct NodeSession {
                 if inProcedure {
                     ReplyEncoding.done(.doneInProc, status: status.union(.more), rowCount: rowCount, into: &body)
                 } else {
-                    if !last { status.insert(.more) }
+                    if !last { status.insert(.more) } else { final(&body) }
                     ReplyEncoding.done(.done, status: status, rowCount: rowCount, into: &body)
                 }
                 hadError = false
@@ -490,6 +602,7 @@ struct NodeSession {
                 hadError = true
                 ReplyEncoding.error(e.number, severity: e.severity, state: e.state, message: e.message, server: serverName, into: &body)
                 if inProcedure, last {
+                    final(&body)
                     ReplyEncoding.done(.doneProc, status: .error, into: &body)
                 }
             case .delay(let ms):
@@ -498,6 +611,10 @@ struct NodeSession {
                 actions.append(.delay(milliseconds: ms))
             case .databaseChanged(let old, let new):
                 ReplyEncoding.envChange(.database(new: new, old: old), into: &body)
+                ReplyEncoding.info(5701, message: "Changed database context to '\(new)'.", server: serverName, into: &body)
+            case .languageChanged(let old, let new):
+                ReplyEncoding.envChange(.language(new: new, old: old), into: &body)
+                ReplyEncoding.info(5703, message: "Changed language setting to \(new).", server: serverName, into: &body)
             case .transactionBegan:
                 transactionDescriptor &+= 1
                 ReplyEncoding.envChange(.beginTransaction(new: descriptorBytes(transactionDescriptor), old: []), into: &body)
@@ -506,8 +623,16 @@ struct NodeSession {
                 ReplyEncoding.envChange(committed ? .commitTransaction(new: [], old: d) : .rollbackTransaction(new: [], old: d), into: &body)
             case .procedureDone(let status):
                 TDSToken.returnStatus(status).write(into: &body)
-                ReplyEncoding.done(.doneProc, status: sql?.transaction != nil ? .inTransaction : [], into: &body)
+                var done: DoneStatus = sql?.transaction != nil ? .inTransaction : []
+                if !last { done.insert(.more) } else { final(&body) }
+                ReplyEncoding.done(.doneProc, status: done, into: &body)
             }
+        }
+        if state != nil {
+            // The reply ended without a final DONE of its own (cannot happen with the
+            // executor's parts, but the token must never be left without one).
+            final(&body)
+            ReplyEncoding.done(.done, into: &body)
         }
         actions.append(.replyTokens(body))
         actions.append(.replyEnd)

@@ -65,6 +65,11 @@ final class SMPNodeHandler: ChannelInboundHandler {
             receive(context: context, &bytes)
             return
         }
+        if event is NodeDrainRequest {
+            // MARS connections are closed at once: waiting for every SID is not modelled.
+            context.close(promise: nil)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -107,13 +107,28 @@ public final class AzureEmulatorRuntime: Sendable {
     }
 
     /// Fails the group over; like Azure, every session on the group's replicas is dropped.
-    public func failover(group: String, allowDataLoss: Bool) throws {
+    /// A planned failover first lets the old primary's sessions finish the request they are
+    /// running (bounded by `drainTimeout`); a forced one drops them at once.
+    public func failover(group: String, allowDataLoss: Bool, drainTimeout: TimeAmount = .seconds(30)) async throws {
+        guard let g = config.failoverGroups.first(where: { $0.name == group }) else {
+            throw EmulatorConfigError("failover group '\(group)' does not exist")
+        }
+        if !allowDataLoss {
+            let oldPrimary = deployment.isPrimaryServer(g.primaryServer) ? g.primaryServer : g.secondaryServer
+            for n in deployment.server(named: oldPrimary)?.nodes ?? [] where n.kind == .primaryReplica {
+                await listeners[n.name]?.drainSessions(timeout: drainTimeout)
+            }
+        }
         try deployment.failover(group: group, allowDataLoss: allowDataLoss)
-        guard let g = config.failoverGroups.first(where: { $0.name == group }) else { return }
         for s in [g.primaryServer, g.secondaryServer] {
             for n in deployment.server(named: s)?.nodes ?? [] { listeners[n.name]?.dropSessions() }
         }
         logger.info("failover group \(group) failed over (\(allowDataLoss ? "forced" : "planned")); primary is now \(deployment.isPrimaryServer(g.primaryServer) ? g.primaryServer : g.secondaryServer)")
+    }
+
+    /// Closes the session with this SPID on whichever node holds it; false when none does.
+    public func killSession(spid: Int) -> Bool {
+        listeners.values.contains { $0.kill(spid: spid) }
     }
 
     // MARK: Ports file

@@ -12,7 +12,8 @@ final class NodeListener: Sendable {
     let group: any EventLoopGroup
     let tls: TDSServerTLS?
     let captureDirectory: URL?
-    private let state = Mutex<(listeners: [any Channel], sessions: [ObjectIdentifier: any Channel])>(([], [:]))
+    /// Open connections by SPID.
+    private let state = Mutex<(listeners: [any Channel], sessions: [Int: any Channel])>(([], [:]))
     private let acceptedTotal = Atomic<Int>(0)
 
     init(env: NodeEnvironment, group: any EventLoopGroup, tls: TDSServerTLS?, captureDirectory: URL? = nil) {
@@ -60,6 +61,29 @@ final class NodeListener: Sendable {
         for c in sessions { c.close(promise: nil) }
     }
 
+    /// Drops one session's TCP connection, as a killed session or a broken network does;
+    /// false when no session has that SPID here.
+    func kill(spid: Int) -> Bool {
+        guard let c = state.withLock({ $0.sessions[spid] }) else { return false }
+        c.pipeline.fireUserInboundEventTriggered(AbortConnectionHandler.Abort())
+        return true
+    }
+
+    /// Lets every session finish the request it is running, then closes it (idle ones at
+    /// once); returns when all are closed or `timeout` has passed, closing what is left.
+    func drainSessions(timeout: TimeAmount) async {
+        let sessions = state.withLock { Array($0.sessions.values) }
+        guard !sessions.isEmpty else { return }
+        for c in sessions { c.pipeline.fireUserInboundEventTriggered(NodeDrainRequest()) }
+        let loop = group.next()
+        let done = loop.makePromise(of: Void.self)
+        let timer = loop.scheduleTask(in: timeout) { done.succeed() }
+        EventLoopFuture.andAllComplete(sessions.map(\.closeFuture), on: loop).whenComplete { _ in done.succeed() }
+        try? await done.futureResult.get()
+        timer.cancel()
+        for c in sessions where c.isActive { c.close(promise: nil) }
+    }
+
     private func bootstrap() -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -75,21 +99,41 @@ final class NodeListener: Sendable {
             channel.close(promise: nil)
             return
         }
-        let id = ObjectIdentifier(channel)
-        state.withLock { $0.sessions[id] = channel }
         acceptedTotal.add(1, ordering: .relaxed)
         let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         let spid = env.deployment.nextSPID()
+        state.withLock { $0.sessions[spid] = channel }
         let session = NodeSession(env: env, spid: spid, clientAddress: peer)
         let capture = captureDirectory.flatMap { PacketCapture(directory: $0, node: env.node.name, session: spid, client: peer) }
+        let deployment = env.deployment
+        let node = env.node.name
         let handler = NodeChannelHandler(session: session) { [weak self] in
-            self?.state.withLock { _ = $0.sessions.removeValue(forKey: id) }
+            deployment.endSession(node: node, spid: spid)
+            self?.state.withLock { _ = $0.sessions.removeValue(forKey: spid) }
         }
         let ops = channel.pipeline.syncOperations
+        try ops.addHandler(AbortConnectionHandler())
         try ops.addHandler(TDSServerTransportHandler(tls: env.node.encryption == .notSupported && !env.node.strict ? nil : tls))
         var tap: (@Sendable (TDSPacket) -> Void)?
         if let capture { tap = { packet in capture.record(packet) } }
         try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 4 * 1024 * 1024, packetTap: tap))
         try ops.addHandler(handler)
+    }
+}
+
+/// First in a node connection's pipeline: closes the socket from below TLS, so the client
+/// sees the TCP connection end without a TLS close_notify, as when SQL Server kills a
+/// session or the network drops it (ODBC's idle connection resiliency reacts to exactly that).
+final class AbortConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    struct Abort: Sendable {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is Abort {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

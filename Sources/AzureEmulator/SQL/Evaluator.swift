@@ -4,6 +4,14 @@ import Foundation
 struct Evaluator {
     var context: SQLSessionContext
     var params: [String: SQLValue]
+    /// For OBJECT_ID of database tables.
+    var data: (any SQLDataAccess)?
+
+    init(context: SQLSessionContext, params: [String: SQLValue], data: (any SQLDataAccess)? = nil) {
+        self.context = context
+        self.params = params
+        self.data = data
+    }
 
     func defaultName(_ e: SQLExpr) -> String { "" }
 
@@ -37,7 +45,12 @@ struct Evaluator {
             case "VERSION": return (.string(Evaluator.versionString), .nvarchar(300))
             case "TRANCOUNT": return (.int(context.transaction == nil ? 0 : 1), .int)
             case "ROWCOUNT": return (.int(Int64(context.lastRowCount)), .int)
-            case "LANGUAGE": return (.string("us_english"), .nvarchar(128))
+            case "LANGUAGE": return (.string(context.settings.language.name), .nvarchar(128))
+            case "LANGID": return (.int(Int64(context.settings.language.langID)), .smallint)
+            case "OPTIONS": return (.int(Int64(context.settings.options.rawValue)), .int)
+            case "DATEFIRST": return (.int(Int64(context.settings.dateFirst)), .tinyint)
+            case "TEXTSIZE": return (.int(Int64(context.settings.textSize == -1 ? 2_147_483_647 : context.settings.textSize)), .int)
+            case "LOCK_TIMEOUT": return (.int(Int64(context.settings.lockTimeout)), .int)
             case "MAX_PRECISION": return (.int(38), .tinyint)
             case "IDENTITY": return (.null, .decimal(38, 0))
             case "SERVICENAME": return (.string("MSSQLSERVER"), .nvarchar(128))
@@ -103,7 +116,13 @@ struct Evaluator {
         case "DB_NAME":
             return (.string(context.database), .nvarchar(128))
         case "DB_ID":
-            return (.int(5), .smallint)
+            return (.int(Evaluator.databaseID(context.database)), .smallint)
+        case "CONTEXT_INFO":
+            return (context.settings.contextInfo.map { .bytes($0) } ?? .null, .varbinary(128))
+        case "SESSION_CONTEXT":
+            guard let key = try arg(0).asText else { return (.null, .nvarchar(4000)) }
+            guard let v = context.sessionContext[key]?.value else { return (.null, .nvarchar(4000)) }
+            return (v, Evaluator.naturalType(v))
         case "DATABASEPROPERTYEX":
             let prop = (try arg(1).asText ?? "").lowercased()
             switch prop {
@@ -149,7 +168,15 @@ struct Evaluator {
             }
             return (.null, .int)
         case "OBJECT_ID":
-            return (.null, .int)
+            guard let text = try arg(0).asText else { return (.null, .int) }
+            // `tempdb..#t`, `dbo.t`, `[t]`: the last part names the object.
+            let name = text.split(separator: ".", omittingEmptySubsequences: false).last.map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "[]")) } ?? text
+            if SQLExecutor.isTemporary(name) {
+                // Temp objects have negative ids, as in tempdb.
+                return (context.tempTables.table(name) == nil ? .null : .int(-Evaluator.stableID(name)), .int)
+            }
+            let view = context.transaction?.view ?? data?.snapshot(database: context.database)
+            return (view?.table(name) == nil ? .null : .int(Evaluator.stableID(name)), .int)
         case "SCOPE_IDENTITY":
             return (.null, .decimal(38, 0))
         case "COUNT":
@@ -157,6 +184,16 @@ struct Evaluator {
         default:
             throw SQLError(195, "'\(name)' is not a recognized built-in function name.", severity: 15)
         }
+    }
+
+    /// database_id as sys.databases would number them: master is 1, user databases from 5.
+    static func databaseID(_ name: String) -> Int64 { name.lowercased() == "master" ? 1 : 5 }
+
+    /// An object id that stays the same for a name (FNV-1a, folded to a positive Int32).
+    static func stableID(_ name: String) -> Int64 {
+        var h: UInt32 = 2_166_136_261
+        for b in name.lowercased().utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return Int64(h & 0x3FFF_FFFF) + 1000
     }
 
     static let versionString = "Microsoft SQL Azure (RTM) - 12.0.2000.8 \n\tSep 18 2026 00:00:00 \n\tCopyright (C) 2026 Microsoft Corporation\n (emulated by tdsgate)"

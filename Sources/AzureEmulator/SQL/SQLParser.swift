@@ -46,7 +46,8 @@ struct SQLParser {
     /// `dbo.name`, `[dbo].[name]`, `name`: schema is dropped except for sys/tdsgate objects.
     private mutating func objectName() throws -> String {
         var parts = [try identifier()]
-        while acceptSymbol(".") { parts.append(try identifier()) }
+        // `tempdb..#t`: an empty schema part means the default schema.
+        while acceptSymbol(".") { if !isSymbol(".") { parts.append(try identifier()) } }
         if parts.count >= 2, ["sys", "tdsgate"].contains(parts[parts.count - 2].lowercased()) {
             return parts.suffix(2).joined(separator: ".").lowercased()
         }
@@ -100,21 +101,24 @@ struct SQLParser {
             guard case .string(let s, _) = advance() else { throw syntaxError() }
             return .waitforDelay(s)
         case "SET":
-            // Session options (SET NOCOUNT ON, SET TEXTSIZE 4096, ...) are accepted and ignored.
             pos += 1
-            while current != .end, !isSymbol(";"), !isStatementStart() { pos += 1 }
-            return .set
+            return .set(try setStatement())
+        case "DBCC":
+            pos += 1
+            guard accept("USEROPTIONS") else { throw syntaxError() }
+            return .dbccUserOptions
         case "USE":
             pos += 1
             return .use(try identifier())
         case "EXEC", "EXECUTE":
             pos += 1
             let name = try objectName()
-            var args: [SQLExpr] = []
+            var args: [SQLArgument] = []
             if current != .end, !isSymbol(";"), !isStatementStart() {
                 repeat {
-                    if case .variable = current, tokens[pos + 1] == .symbol("=") { pos += 2 }
-                    args.append(try expression())
+                    var argName: String?
+                    if case .variable(let v) = current, tokens[pos + 1] == .symbol("=") { argName = v; pos += 2 }
+                    args.append(SQLArgument(name: argName, value: try expression()))
                 } while acceptSymbol(",")
             }
             return .execute(procedure: name, arguments: args)
@@ -125,7 +129,74 @@ struct SQLParser {
 
     private func isStatementStart() -> Bool {
         guard let k = current.keyword else { return false }
-        return ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "BEGIN", "COMMIT", "ROLLBACK", "WAITFOR", "SET", "USE", "EXEC", "EXECUTE"].contains(k)
+        return ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "BEGIN", "COMMIT", "ROLLBACK", "WAITFOR", "SET", "USE", "EXEC", "EXECUTE", "DBCC"].contains(k)
+    }
+
+    /// SET options that SQL Server has but that change nothing the emulator shows.
+    private static let acceptedSetOptions: Set<String> = [
+        "ROWCOUNT", "FMTONLY", "NOEXEC", "PARSEONLY", "FORCEPLAN", "STATISTICS", "SHOWPLAN_ALL", "SHOWPLAN_TEXT",
+        "SHOWPLAN_XML", "REMOTE_PROC_TRANSACTIONS", "FIPS_FLAGGER", "OFFSETS", "IDENTITY_INSERT",
+        "QUERY_GOVERNOR_COST_LIMIT", "DISABLE_DEF_CNST_CHK",
+    ]
+
+    private mutating func onOff() throws -> Bool {
+        if accept("ON") { return true }
+        if accept("OFF") { return false }
+        throw syntaxError()
+    }
+
+    /// A word, a [quoted] name or a string literal: SET LANGUAGE and SET DATEFORMAT take any.
+    private mutating func nameOrString() throws -> String {
+        if case .string(let s, _) = current { pos += 1; return s }
+        return try identifier()
+    }
+
+    private mutating func setStatement() throws -> SQLSetStatement {
+        guard let k = current.keyword else { throw syntaxError() }
+        pos += 1
+        switch k {
+        case "TRANSACTION":
+            try expect("ISOLATION")
+            try expect("LEVEL")
+            if accept("READ") {
+                if accept("UNCOMMITTED") { return .isolation(.readUncommitted) }
+                try expect("COMMITTED")
+                return .isolation(.readCommitted)
+            }
+            if accept("REPEATABLE") { try expect("READ"); return .isolation(.repeatableRead) }
+            if accept("SERIALIZABLE") { return .isolation(.serializable) }
+            if accept("SNAPSHOT") { return .isolation(.snapshot) }
+            throw syntaxError()
+        case "LANGUAGE": return .language(try nameOrString())
+        case "DATEFORMAT":
+            if case .variable(let v) = current { pos += 1; return .dateFormat("@" + v) }
+            return .dateFormat(try nameOrString())
+        case "DATEFIRST": return .dateFirst(try expression())
+        case "TEXTSIZE": return .textSize(try expression())
+        case "LOCK_TIMEOUT": return .lockTimeout(try expression())
+        case "CONTEXT_INFO": return .contextInfo(try expression())
+        case "DEADLOCK_PRIORITY":
+            if accept("LOW") { return .deadlockPriority(.integer(-5)) }
+            if accept("NORMAL") { return .deadlockPriority(.integer(0)) }
+            if accept("HIGH") { return .deadlockPriority(.integer(5)) }
+            return .deadlockPriority(try expression())
+        default:
+            if let first = UserOptions.byName[k] {
+                var options = first
+                while acceptSymbol(",") {
+                    guard let next = current.keyword.flatMap({ UserOptions.byName[$0] }) else { throw syntaxError() }
+                    pos += 1
+                    options.formUnion(next)
+                }
+                return .options(options, on: try onOff())
+            }
+            guard Self.acceptedSetOptions.contains(k) else {
+                pos -= 1
+                throw syntaxError()
+            }
+            while current != .end, !isSymbol(";"), !isStatementStart() { pos += 1 }
+            return .accepted(k)
+        }
     }
 
     private mutating func select() throws -> SQLStatement {
@@ -163,6 +234,8 @@ struct SQLParser {
                 source = .rowGenerator(e)
             } else if name == "sys.dm_geo_replication_link_status" {
                 source = .geoReplicationLinkStatus
+            } else if name == "sys.dm_exec_sessions" {
+                source = .execSessions
             } else {
                 source = .table(name)
             }

@@ -23,6 +23,8 @@ enum SQLSource: Sendable, Equatable {
     case table(String)
     case rowGenerator(SQLExpr)
     case geoReplicationLinkStatus
+    /// sys.dm_exec_sessions: without VIEW DATABASE STATE a user sees only their own session.
+    case execSessions
 }
 
 struct SQLCondition: Sendable, Equatable {
@@ -42,11 +44,35 @@ enum SQLStatement: Sendable, Equatable {
     case commit
     case rollback
     case waitforDelay(String)
-    case set
+    case set(SQLSetStatement)
     case use(String)
-    case execute(procedure: String, arguments: [SQLExpr])
+    case execute(procedure: String, arguments: [SQLArgument])
+    case dbccUserOptions
 
     static func == (a: SQLStatement, b: SQLStatement) -> Bool { String(describing: a) == String(describing: b) }
+}
+
+/// `EXEC proc @name = value, value`: an argument, named or positional.
+struct SQLArgument: Sendable, Equatable {
+    var name: String?
+    var value: SQLExpr
+}
+
+/// The SET statements with an effect the emulator models (SessionSettings).
+enum SQLSetStatement: Sendable, Equatable {
+    /// `SET NOCOUNT, XACT_ABORT ON`: on/off options, by their @@OPTIONS bits.
+    case options(UserOptions, on: Bool)
+    case language(String)
+    case dateFormat(String)
+    case dateFirst(SQLExpr)
+    case isolation(IsolationLevel)
+    case textSize(SQLExpr)
+    case lockTimeout(SQLExpr)
+    case deadlockPriority(SQLExpr)
+    case contextInfo(SQLExpr)
+    /// Options SQL Server has that change nothing the emulator can show (ROWCOUNT,
+    /// STATISTICS, FMTONLY...): accepted so that drivers and tools that send them work.
+    case accepted(String)
 }
 
 /// Column types the emulator stores, each mapped to one TDS wire type.

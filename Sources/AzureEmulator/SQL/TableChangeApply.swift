@@ -6,6 +6,14 @@ enum RowChange: Sendable, Equatable {
     case insert(table: String, rows: [[SQLValue]])
     case update(table: String, conditions: [BoundCondition], assignments: [Int: SQLValue])
     case delete(table: String, conditions: [BoundCondition])
+
+    var table: String {
+        switch self {
+        case .create(let t): return t.name
+        case .drop(let name): return name
+        case .insert(let name, _), .update(let name, _, _), .delete(let name, _): return name
+        }
+    }
 }
 
 struct BoundCondition: Sendable, Equatable {
