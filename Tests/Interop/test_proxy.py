@@ -150,8 +150,9 @@ def test_pytds_access_token_and_readonly(deployment):
 
 
 def test_read_only_principal_is_sent_to_a_replica(deployment):
-    """report-user may not write: tdsgate sets ReadOnlyIntent, the gateway routes to the
-    readable replica, and a write fails there with 3906."""
+    """report-user may not write: tdsgate sets ReadOnlyIntent and sends the session to a
+    readable secondary (the demo's east replica or west geo-secondary), where a write fails
+    with 3906."""
     table = interop.unique("px_ro")
     res = odbc(deployment, "mssql-python", "msodbcsql18", login=proxy_login(deployment, write=False),
                queries=[q(s) for s in interop.IDENTITY_QUERIES] + [q(f"CREATE TABLE {table} (k INT)")])
