@@ -96,7 +96,7 @@ public final class GatewayServer: Sendable {
                         try ops.addHandler(TDSServerTransportHandler(tls: tls, acceptStrict: listener.clientEncryption.contains(.strict)))
                         // Right above the transport: TLS is inserted below it, so it sees plaintext.
                         try ops.addHandler(PacketTapHandler(leg: .client, tap: tap))
-                        try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 1 << 20))
+                        try ops.addHandler(TDSMessageFramingHandler.clientBeforeLogin())
                         try ops.addHandler(ClientSessionHandler(context: self.context, listener: listener, hasCertificate: tls != nil,
                                                                 sessionID: id, tap: tap))
                     }

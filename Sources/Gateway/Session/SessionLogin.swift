@@ -138,7 +138,7 @@ struct SessionLogin {
         case nil:
             guard let p = await context.verifyPassword(user: login.userName, password: login.password) else {
                 context.throttle.recordFailure(clientAddress)
-                throw LoginRefusal(message: "Login failed for user '\(login.userName)'.", countsAsFailure: true)
+                throw LoginRefusal(message: "Login failed for user '\(ClientText.echo(login.userName))'.", countsAsFailure: true)
             }
             context.throttle.recordSuccess(clientAddress)
             return p
