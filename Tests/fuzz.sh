@@ -5,6 +5,7 @@
 #   bash Tests/fuzz.sh --seconds 120 prelogin  chosen targets, longer
 #   bash Tests/fuzz.sh --runs 2000000          each target for N executions (and at most --seconds)
 #   --corpus DIR   keep each target's corpus in DIR/<target> (default: a temporary directory)
+#   --release      an optimised build (several times the executions per second; a longer build)
 #   --list         print the targets and exit
 # Seeds come from Fixtures/ and Configs/ at run time (TDSFuzz writes them; nothing generated
 # is committed). Fails on any crash, sanitizer report, timeout or broken invariant; the
@@ -16,6 +17,7 @@ ROOT="$(pwd)"
 SECONDS_PER_TARGET=15
 RUNS=""
 CORPUS=""
+CONFIG=debug
 LIST=0
 TARGETS=()
 while [ $# -gt 0 ]; do
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_PER_TARGET="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --corpus) CORPUS="$2"; shift 2 ;;
+        --release) CONFIG=release; shift ;;
         --list) LIST=1; shift ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) TARGETS+=("$1"); shift ;;
@@ -30,10 +33,10 @@ while [ $# -gt 0 ]; do
 done
 
 SCRATCH="$ROOT/.build-fuzz"
-BIN="$SCRATCH/debug/TDSFuzz"
+BIN="$SCRATCH/$CONFIG/TDSFuzz"
 t0=$(date +%s)
-echo "==> fuzz: building TDSFuzz with -sanitize=fuzzer,address (scratch path .build-fuzz)"
-nice -n 10 swift build --scratch-path "$SCRATCH" --product TDSFuzz \
+echo "==> fuzz: building TDSFuzz ($CONFIG) with -sanitize=fuzzer,address (scratch path .build-fuzz)"
+nice -n 10 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product TDSFuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTDSGATE_LIBFUZZER -Xswiftc -parse-as-library </dev/null
 echo "==> fuzz: build took $(( $(date +%s) - t0 ))s"
 

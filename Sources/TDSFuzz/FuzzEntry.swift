@@ -1,10 +1,11 @@
 import Foundation
 
 // One fuzz executable for every decoder that reads bytes from outside. Built with
-// `-sanitize=fuzzer,address -DTDSGATE_LIBFUZZER` (Tests/fuzz.sh) libFuzzer supplies `main`
-// and calls the two entry points below; the target is chosen by TDSGATE_FUZZ_TARGET. Built
-// plainly (as `swift build` does) it is a replay tool: `TDSFuzz list`, `TDSFuzz seeds DIR`,
-// `TDSFuzz run TARGET FILE...` (how a crash file is checked after a fix).
+// `-sanitize=fuzzer,address -DTDSGATE_LIBFUZZER` (Tests/fuzz.sh), `main` hands over to
+// libFuzzer's driver, which calls the two entry points below; the target is chosen by
+// TDSGATE_FUZZ_TARGET. Built plainly (as `swift build` does) it is a replay tool:
+// `TDSFuzz list`, `TDSFuzz seeds DIR`, `TDSFuzz run TARGET FILE...` (how a crash file is
+// checked after a fix).
 
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzerInitialize(_ argc: UnsafeMutablePointer<Int32>?,
@@ -35,7 +36,25 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
     return 0
 }
 
-#if !TDSGATE_LIBFUZZER
+#if TDSGATE_LIBFUZZER
+// libFuzzer's own `main` cannot be used: SwiftPM links every Swift executable with `main`
+// renamed from the module's entry point. So ours calls the driver libFuzzer exports for
+// this (`int LLVMFuzzerRunDriver(int *, char ***, int (*)(const uint8_t *, size_t))`);
+// its pointer-only signature is called the same way by Swift and by C.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+@main
+struct FuzzMain {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzerTestOneInput(data, size) })
+    }
+}
+#else
 @main
 struct FuzzReplay {
     static func main() throws {

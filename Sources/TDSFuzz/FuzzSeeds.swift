@@ -38,8 +38,9 @@ enum FuzzSeeds {
         let replies = syntheticReplies()
         var seeds: [String: [[UInt8]]] = [:]
         // Streams start with the chunk-size byte the target reads first.
-        seeds["packets"] = streams.prefix(10).flatMap { s in [[0] + s, [7] + s.prefix(600)] } + [[3] + hugePrelogin().prefix(5000)]
-        seeds["transport"] = streams.prefix(6).flatMap { s in [[0] + s.prefix(800), [1] + s.prefix(800), [6] + s.prefix(800)] }
+        // (Kept to a few KB: the targets frame every input twice, once in small pieces.)
+        seeds["packets"] = streams.prefix(10).flatMap { s in [[96] + s.prefix(6000), [7] + s.prefix(600)] } + [[50] + hugePrelogin().prefix(5000)]
+        seeds["transport"] = streams.prefix(6).flatMap { s in [[200] + s.prefix(800), [201] + s.prefix(800), [6] + s.prefix(800)] }
             + [[1] + tlsRecords(), [2] + tlsRecords() + Array(streams.first?.prefix(300) ?? [])]
         seeds["prelogin"] = of(.prelogin) + [hugePreloginPayload(options: 40)]
         seeds["login7"] = of(.login7, 20)

@@ -82,7 +82,9 @@ def _amplified_prelogin(size: int = 60_000) -> bytes:
 
 
 def _login7(user: str, password: str = "x", *, host: str = "raw", app: str = "wire-hardening",
-            database: str = "appdb") -> bytes:
+            database: str = "appdb", padding: int = 0) -> bytes:
+    """A LOGIN7 (TDS 7.4, MS-TDS 2.2.6.4); `padding` bytes after the fields count in its
+    Length (offsets are u16, so that is how a LOGIN7 grows past 64 KiB)."""
     fields = [host, user, None, app, "tdsgate", "", "pytds-raw", "", database]
     fixed = 94
     data, table = b"", b""
@@ -97,6 +99,7 @@ def _login7(user: str, password: str = "x", *, host: str = "raw", app: str = "wi
         table += struct.pack("<HH", fixed + len(data), len(raw) // 2)
         data += raw
     table += b"\x00" * 6 + struct.pack("<HHHHHHI", fixed + len(data), 0, fixed + len(data), 0, fixed + len(data), 0, 0)
+    data += bytes(padding)
     head = struct.pack("<IIIIII", fixed + len(data), 0x74000004, 4096, 7, os.getpid(), 0)
     head += bytes([0xE0, 0x03, 0x00, 0x00]) + struct.pack("<iI", 0, 0x409)
     body = head + table + data
@@ -240,7 +243,7 @@ def test_amplified_prelogin_is_refused_and_costs_nothing(deployment, proxy_pid):
 
 def test_a_200kb_login7_is_refused(deployment, proxy_pid):
     before = _rss_kb(proxy_pid)
-    big = _login7("someone", host="h" * 40_000, app="a" * 40_000, database="d" * 20_000)
+    big = _login7("someone", padding=200_000)
     assert len(big) > 200_000
     for _ in range(10):
         reply, took = _exchange(deployment, _prelogin(), big)
