@@ -85,20 +85,19 @@ def _login7(user: str, password: str = "x", *, host: str = "raw", app: str = "wi
             database: str = "appdb", padding: int = 0) -> bytes:
     """A LOGIN7 (TDS 7.4, MS-TDS 2.2.6.4); `padding` bytes after the fields count in its
     Length (offsets are u16, so that is how a LOGIN7 grows past 64 KiB)."""
-    fields = [host, user, None, app, "tdsgate", "", "pytds-raw", "", database]
+    fields = [host, user, password, app, "tdsgate", "", "pytds-raw", "", database]
     fixed = 94
-    data, table = b"", b""
-    for i, value in enumerate(fields):
-        if i == 2:  # password, obfuscated as MS-TDS 2.2.6.4 says
-            raw = password.encode("utf-16-le")
-            enc = bytes((((b << 4) & 0xF0) | (b >> 4)) ^ 0xA5 for b in raw)
-            table += struct.pack("<HH", fixed + len(data), len(password))
-            data += enc
-            continue
-        raw = value.encode("utf-16-le")
-        table += struct.pack("<HH", fixed + len(data), len(raw) // 2)
-        data += raw
-    table += b"\x00" * 6 + struct.pack("<HHHHHHI", fixed + len(data), 0, fixed + len(data), 0, fixed + len(data), 0, 0)
+    raws = [v.encode("utf-16-le") for v in fields]
+    # The password obfuscated as MS-TDS 2.2.6.4 says.
+    raws[2] = bytes((((b << 4) & 0xF0) | (b >> 4)) ^ 0xA5 for b in raws[2])
+    # Offsets are u16: the user name's bytes go last so a long one still has an offset.
+    offsets, data = {}, b""
+    for i in [j for j in range(len(raws)) if j != 1] + [1]:
+        offsets[i] = fixed + len(data)
+        data += raws[i]
+    table = b"".join(struct.pack("<HH", offsets[i], len(raws[i]) // 2) for i in range(len(raws)))
+    end = fixed + len(data)
+    table += b"\x00" * 6 + struct.pack("<HHHHHHI", min(end, 0xFFFF), 0, min(end, 0xFFFF), 0, min(end, 0xFFFF), 0, 0)
     data += bytes(padding)
     head = struct.pack("<IIIIII", fixed + len(data), 0x74000004, 4096, 7, os.getpid(), 0)
     head += bytes([0xE0, 0x03, 0x00, 0x00]) + struct.pack("<iI", 0, 0x409)
