@@ -140,6 +140,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // libFuzzer targets for every decoder of outside bytes (Tests/fuzz.sh builds it with
+        // -sanitize=fuzzer,address); built plainly it replays inputs: `swift run TDSFuzz list`.
+        .executableTarget(
+            name: "TDSFuzz",
+            dependencies: [
+                "TDS", "TDSNIO", "PacketDump", "Identity", "Gateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "TDSTests",
             dependencies: ["TDS", .product(name: "NIOCore", package: "swift-nio")]

@@ -79,6 +79,14 @@ swift test </dev/null
 swift_rc=$?
 set -e
 
+# ---- 3b. Fuzzing: every decoder of outside bytes under libFuzzer + ASan --------------------
+# (its own sanitized build in .build-fuzz; 15 s per target; fails on any crash)
+step "fuzz (Tests/fuzz.sh)"
+set +e
+bash Tests/fuzz.sh --seconds "${TDSGATE_FUZZ_SECONDS:-15}" </dev/null
+fuzz_rc=$?
+set -e
+
 # ---- 4. Interop suite: real drivers against the emulator (tdsgate demo) -------------
 # (runs even when swift test failed, so both results are visible; the exit code is the
 # first failure)
@@ -94,5 +102,9 @@ fi
 if [ "$swift_rc" != 0 ]; then
     echo "swift test failed (exit $swift_rc)" >&2
     exit "$swift_rc"
+fi
+if [ "$fuzz_rc" != 0 ]; then
+    echo "fuzzing failed (exit $fuzz_rc)" >&2
+    exit "$fuzz_rc"
 fi
 exit "$rc"

@@ -102,14 +102,14 @@ extension ByteBuffer {
 
     /// B_VARCHAR; text longer than 255 UTF-16 units is cut (the format cannot say more).
     mutating func tdsWriteBVarchar(_ s: String) {
-        let units = Array(s.utf16.prefix(255))
+        let units = TDSString.utf16Prefix(s, maxUnits: 255)
         writeInteger(UInt8(units.count))
         for u in units { writeInteger(u, endianness: .little) }
     }
 
-    /// US_VARCHAR; text longer than 65535 UTF-16 units is cut.
-    mutating func tdsWriteUSVarchar(_ s: String) {
-        let units = Array(s.utf16.prefix(65535))
+    /// US_VARCHAR; text longer than `maxUnits` (at most 65535) UTF-16 units is cut.
+    mutating func tdsWriteUSVarchar(_ s: String, maxUnits: Int = 65535) {
+        let units = TDSString.utf16Prefix(s, maxUnits: min(maxUnits, 65535))
         writeInteger(UInt16(units.count), endianness: .little)
         for u in units { writeInteger(u, endianness: .little) }
     }
@@ -146,6 +146,15 @@ public enum TDSString {
                 return count
             }
         }
+    }
+
+    /// The first `maxUnits` UTF-16 units of `s`, never ending inside a surrogate pair.
+    public static func utf16Prefix(_ s: String, maxUnits: Int) -> [UInt16] {
+        var units = Array(s.utf16.prefix(max(0, maxUnits) + 1))
+        guard units.count > maxUnits else { return units }
+        units.removeLast(units.count - max(0, maxUnits))
+        if let last = units.last, UTF16.isLeadSurrogate(last) { units.removeLast() }
+        return units
     }
 
     public static func encodeUTF16LE(_ s: String) -> [UInt8] {

@@ -52,11 +52,23 @@ public struct PreloginVersion: Hashable, Sendable {
 
 public struct PreloginOption: Hashable, Sendable {
     public var token: UInt8
-    public var data: [UInt8]
+    /// The option's bytes: parsed options are views into the message they came from, so a
+    /// table of many options naming the same bytes costs a slice each, not a copy each.
+    public var bytes: ByteBuffer
+
+    public var data: [UInt8] {
+        get { Array(bytes.readableBytesView) }
+        set { bytes = ByteBuffer(bytes: newValue) }
+    }
 
     public init(token: UInt8, data: [UInt8]) {
         self.token = token
-        self.data = data
+        self.bytes = ByteBuffer(bytes: data)
+    }
+
+    public init(token: UInt8, bytes: ByteBuffer) {
+        self.token = token
+        self.bytes = bytes
     }
 
     public static let versionToken: UInt8 = 0x00
@@ -78,22 +90,41 @@ public struct PreloginMessage: Hashable, Sendable {
         self.options = options
     }
 
+    /// Most options a PRELOGIN may carry. Drivers send five to eight (MS-TDS defines eight
+    /// tokens); a table of thousands is an attack on whoever parses it.
+    public static let maxOptions = 32
+
+    /// Tokens MS-TDS defines (VERSION through NONCEOPT) may appear once each, as SQL Server
+    /// requires; unknown tokens are kept, bounded by `maxOptions`.
+    private static func isKnown(_ token: UInt8) -> Bool { token <= PreloginOption.nonceToken }
+
     public init(parsing payload: ByteBuffer) throws {
         let total = payload.readableBytes
         var table = payload
         var result: [PreloginOption] = []
+        var seen: UInt16 = 0
         while true {
             let token = try table.tdsU8("PRELOGIN.OptionToken")
             if token == PreloginOption.terminator { break }
             let field = "PRELOGIN.Option[0x\(String(token, radix: 16))]"
+            guard result.count < Self.maxOptions else {
+                throw TDSDecodingError(field: "PRELOGIN", reason: "more than \(Self.maxOptions) options")
+            }
+            if Self.isKnown(token) {
+                guard seen & (1 << UInt16(token)) == 0 else {
+                    throw TDSDecodingError(field: field, reason: "the option appears twice")
+                }
+                seen |= 1 << UInt16(token)
+            }
             let offset = Int(try table.tdsU16BE(field + ".Offset"))
             let length = Int(try table.tdsU16BE(field + ".Length"))
             guard offset + length <= total else {
                 throw TDSDecodingError(field: field, reason: "offset \(offset) + length \(length) exceeds message length \(total)")
             }
-            var data = payload
-            data.moveReaderIndex(forwardBy: offset)
-            result.append(PreloginOption(token: token, data: try data.tdsBytes(field, count: length)))
+            guard let bytes = payload.getSlice(at: payload.readerIndex + offset, length: length) else {
+                throw TDSDecodingError(field: field, reason: "offset \(offset) + length \(length) exceeds message length \(total)")
+            }
+            result.append(PreloginOption(token: token, bytes: bytes))
         }
         options = result
     }
@@ -104,11 +135,11 @@ public struct PreloginMessage: Hashable, Sendable {
         for option in options {
             buffer.writeInteger(option.token)
             buffer.writeInteger(UInt16(truncatingIfNeeded: offset), endianness: .big)
-            buffer.writeInteger(UInt16(truncatingIfNeeded: option.data.count), endianness: .big)
-            offset += option.data.count
+            buffer.writeInteger(UInt16(truncatingIfNeeded: option.bytes.readableBytes), endianness: .big)
+            offset += option.bytes.readableBytes
         }
         buffer.writeInteger(PreloginOption.terminator)
-        for option in options { buffer.writeBytes(option.data) }
+        for option in options { buffer.writeImmutableBuffer(option.bytes) }
     }
 
     public func data(for token: UInt8) -> [UInt8]? {

@@ -4,36 +4,44 @@ import TDS
 /// Turns the byte stream above the transport into whole TDS messages, and whole messages
 /// (already split into packets by the writer) back into bytes. It accepts plaintext both as
 /// reads and as `TDSTransportEvent.bypass` events, which is how login-only TLS hands over.
+/// The framing itself is `TDSMessageFramer`; this handler only carries out what it returns.
 public final class TDSMessageFramingHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = TDSMessage
 
-    private var cumulation: ByteBuffer?
-    private var assembler: TDSMessageAssembler
-    private let maxPacketSize: Int
-    private var failed = false
+    private var framer: TDSMessageFramer
     private let packetTap: (@Sendable (TDSPacket) -> Void)?
 
-    /// `maxMessageSize` bounds reassembly (LOGIN7 is at most 128 KiB - 1; requests may be
-    /// larger). `maxPacketSize` is the largest packet length accepted (TDS allows 32767).
-    /// `packetTap` sees every inbound packet as it arrived (after TLS), for captures.
-    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxPacketSize: Int = 32_768,
+    /// `maxMessageSize` bounds reassembly per message type (a client before login:
+    /// `TDSMessageCaps.clientBeforeLogin`). `maxPacketSize` is the largest packet length
+    /// accepted (TDS allows 32767). `packetTap` sees every inbound packet as it arrived
+    /// (after TLS), for captures.
+    public init(maxMessageSize: @escaping TDSMessageSizeCap, maxPacketSize: Int = 32_768,
                 packetTap: (@Sendable (TDSPacket) -> Void)? = nil) {
-        self.assembler = TDSMessageAssembler(maxMessageSize: maxMessageSize)
-        self.maxPacketSize = maxPacketSize
+        self.framer = TDSMessageFramer(maxMessageSize: maxMessageSize, maxPacketSize: maxPacketSize,
+                                       reportsPackets: packetTap != nil)
         self.packetTap = packetTap
     }
 
+    /// One cap for every message type (a server's replies, a node's requests).
+    public convenience init(maxMessageSize: Int = 16 * 1024 * 1024, maxPacketSize: Int = 32_768,
+                            packetTap: (@Sendable (TDSPacket) -> Void)? = nil) {
+        self.init(maxMessageSize: { _ in maxMessageSize }, maxPacketSize: maxPacketSize, packetTap: packetTap)
+    }
+
+    /// A client connection up to the end of its login, with the caps real drivers stay under
+    /// (`TDSMessageCaps.clientBeforeLogin`: PRELOGIN 4 KiB, LOGIN7 128 KiB - 1, ...).
+    public static func clientBeforeLogin(packetTap: (@Sendable (TDSPacket) -> Void)? = nil) -> TDSMessageFramingHandler {
+        TDSMessageFramingHandler(maxMessageSize: TDSMessageCaps.clientBeforeLogin, packetTap: packetTap)
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        append(&bytes)
-        drain(context: context)
+        receive(context: context, unwrapInboundIn(data))
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .bypass(var bytes) = event as? TDSTransportEvent {
-            append(&bytes)
-            drain(context: context)
+        if case .bypass(let bytes) = event as? TDSTransportEvent {
+            receive(context: context, bytes)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -41,39 +49,20 @@ public final class TDSMessageFramingHandler: ChannelInboundHandler, RemovableCha
 
     /// When the relay takes over, bytes not yet framed go on to it unchanged.
     public func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if let rest = cumulation, rest.readableBytes > 0 {
-            cumulation = nil
+        if let rest = framer.takeUnframed() {
             context.fireChannelRead(NIOAny(rest))
         }
         context.leavePipeline(removalToken: removalToken)
     }
 
-    private func append(_ bytes: inout ByteBuffer) {
-        if cumulation == nil {
-            cumulation = bytes
-        } else {
-            cumulation!.writeBuffer(&bytes)
-        }
-    }
-
-    private func drain(context: ChannelHandlerContext) {
-        guard !failed, var buffer = cumulation else { return }
-        cumulation = nil
-        do {
-            while let packet = try TDSPacket.read(from: &buffer, maxPacketSize: maxPacketSize) {
-                packetTap?(packet)
-                if let message = try assembler.append(packet) {
-                    context.fireChannelRead(wrapInboundOut(message))
-                }
+    private func receive(context: ChannelHandlerContext, _ bytes: ByteBuffer) {
+        let (outputs, error) = framer.receive(bytes)
+        for output in outputs {
+            switch output {
+            case .packet(let packet): packetTap?(packet)
+            case .message(let message): context.fireChannelRead(wrapInboundOut(message))
             }
-        } catch {
-            failed = true
-            context.fireErrorCaught(error)
-            return
         }
-        if buffer.readableBytes > 0 {
-            buffer.discardReadBytes()
-            cumulation = buffer
-        }
+        if let error { context.fireErrorCaught(error) }
     }
 }

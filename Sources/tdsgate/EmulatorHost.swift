@@ -1,4 +1,5 @@
 import AzureEmulator
+import Gateway
 import Foundation
 import Gateway
 import Logging
@@ -17,7 +18,7 @@ enum EmulatorHost {
         var config = config
         try config.resolvePorts(base: basePort)
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
+            var h = EscapingLogHandler.standardError(label: label)
             h.logLevel = .info
             return h
         }

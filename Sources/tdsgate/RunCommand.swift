@@ -34,7 +34,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let cfg = loaded
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
+            var h = EscapingLogHandler.standardError(label: label)
             h.logLevel = cfg.logLevel
             return h
         }

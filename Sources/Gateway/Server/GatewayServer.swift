@@ -114,7 +114,7 @@ public final class GatewayServer: Service, Sendable {
                         try ops.addHandler(TDSServerTransportHandler(tls: tls, acceptStrict: listener.clientEncryption.contains(.strict)))
                         // Right above the transport: TLS is inserted below it, so it sees plaintext.
                         try ops.addHandler(PacketTapHandler(leg: .client, tap: tap))
-                        try ops.addHandler(TDSMessageFramingHandler(maxMessageSize: 1 << 20))
+                        try ops.addHandler(TDSMessageFramingHandler.clientBeforeLogin())
                         let record = SessionRecord(id: id, listener: listener.name, clientAddress: ch.remoteAddress?.ipAddress ?? "?",
                                                    clientPort: ch.remoteAddress?.port, audit: self.context.audit,
                                                    metrics: self.context.metrics, logger: self.context.logger)

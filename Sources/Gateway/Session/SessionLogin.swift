@@ -121,7 +121,7 @@ struct SessionLogin {
             return .notChecked(LoginRefusal(message: "Login failed: tdsgate accepts Entra access tokens (ActiveDirectoryAccessToken); the interactive/MSAL authentication workflow is not supported."))
         case nil:
             guard let p = await context.verifyPassword(user: login.userName, password: login.password) else {
-                return .refused(LoginRefusal(message: "Login failed for user '\(login.userName)'."))
+                return .refused(LoginRefusal(message: "Login failed for user '\(ClientText.echo(login.userName))'."))
             }
             return .accepted(p)
         }

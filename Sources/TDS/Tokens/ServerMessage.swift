@@ -33,13 +33,27 @@ public struct ServerMessage: Hashable, Sendable {
                   procedureName: procedureName, lineNumber: lineNumber)
     }
 
+    /// The body always fits the token's u16 length: server and procedure names are cut at
+    /// 255 characters (B_VARCHAR), the message at what is left, ending with "…" when cut.
     func writeBody(into b: inout ByteBuffer) {
+        let server = TDSString.utf16Prefix(serverName, maxUnits: 255)
+        let procedure = TDSString.utf16Prefix(procedureName, maxUnits: 255)
+        // Number, state, class, the message's length, line number; each name's length byte.
+        let fixed = 4 + 1 + 1 + 2 + 4 + 1 + 1
+        let room = (Int(UInt16.max) - fixed - 2 * (server.count + procedure.count)) / 2
+        var text = TDSString.utf16Prefix(message, maxUnits: room)
+        if text.count < message.utf16.count {
+            text = TDSString.utf16Prefix(message, maxUnits: room - 1) + Array("…".utf16)
+        }
         b.tdsWriteI32LE(number)
         b.writeInteger(state)
         b.writeInteger(severity)
-        b.tdsWriteUSVarchar(message)
-        b.tdsWriteBVarchar(serverName)
-        b.tdsWriteBVarchar(procedureName)
+        b.tdsWriteU16LE(UInt16(text.count))
+        for u in text { b.tdsWriteU16LE(u) }
+        for name in [server, procedure] {
+            b.writeInteger(UInt8(name.count))
+            for u in name { b.tdsWriteU16LE(u) }
+        }
         b.tdsWriteI32LE(lineNumber)
     }
 

@@ -53,12 +53,17 @@ public enum TDSToken: Hashable, Sendable {
     }
 
     public func write(into buffer: inout ByteBuffer, columns: [TDSColumn]) {
+        // A body longer than the u16 length can say is cut there: the token stays framed
+        // (its length and its bytes agree) instead of wrapping into a corrupt stream. ERROR
+        // and INFO shorten their message to fit, so only oversized SSPI data gets cut.
         func u16Token(_ body: (inout ByteBuffer) -> Void) {
             var b = ByteBuffer()
             body(&b)
+            let length = min(b.readableBytes, Int(UInt16.max))
             buffer.writeInteger(type)
-            buffer.tdsWriteU16LE(UInt16(truncatingIfNeeded: b.readableBytes))
-            buffer.writeBuffer(&b)
+            buffer.tdsWriteU16LE(UInt16(length))
+            var part = b.readSlice(length: length) ?? ByteBuffer()
+            buffer.writeBuffer(&part)
         }
         switch self {
         case .loginAck(let ack): u16Token { ack.writeBody(into: &$0) }
@@ -95,11 +100,15 @@ public enum TDSToken: Hashable, Sendable {
         case let .other(t, data):
             buffer.writeInteger(t)
             switch TDSTokenType.lengthRule(t) {
-            case .u16: buffer.tdsWriteU16LE(UInt16(truncatingIfNeeded: data.count))
-            case .u32: buffer.tdsWriteU32LE(UInt32(truncatingIfNeeded: data.count))
-            case .fixed, .special: break
+            case .u16:
+                buffer.tdsWriteU16LE(UInt16(clamping: data.count))
+                buffer.writeBytes(data.prefix(Int(UInt16.max)))
+            case .u32:
+                buffer.tdsWriteU32LE(UInt32(clamping: data.count))
+                buffer.writeBytes(data.prefix(Int(UInt32.max)))
+            case .fixed, .special:
+                buffer.writeBytes(data)
             }
-            buffer.writeBytes(data)
         }
     }
 
