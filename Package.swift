@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Already in the graph through jwt-kit; named here for GateSupport's base64url.
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
     ],
     targets: [
         .target(
@@ -37,9 +39,15 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
+        // Small pieces the proxy and the emulator share: base64url, constant-time compare.
+        .target(
+            name: "GateSupport",
+            dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")]
+        ),
         .target(
             name: "HTTPServerKit",
             dependencies: [
+                "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -49,7 +57,7 @@ let package = Package(
         .target(
             name: "AzureEmulator",
             dependencies: [
-                "TDS", "TDSNIO", "HTTPServerKit",
+                "TDS", "TDSNIO", "HTTPServerKit", "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -65,7 +73,7 @@ let package = Package(
         .target(
             name: "Identity",
             dependencies: [
-                "TDS",
+                "TDS", "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -137,6 +145,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "GateSupportTests",
+            dependencies: ["GateSupport"]
+        ),
+        .testTarget(
             name: "TDSTests",
             dependencies: ["TDS", .product(name: "NIOCore", package: "swift-nio")]
         ),
@@ -147,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "IdentityTests",
             dependencies: [
-                "Identity", "AzureEmulator", "HTTPServerKit",
+                "Identity", "AzureEmulator", "HTTPServerKit", "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -183,6 +195,8 @@ let package = Package(
                 "AzureEmulator", "TDS", "TDSNIO", "HTTPServerKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Slows down password guessing: after `maxFailures` failed logins from one address within
 /// `window` seconds, that address is refused for `blockFor` seconds.
@@ -17,7 +18,7 @@ public final class LoginThrottle: Sendable {
         var lastSeen: Date
     }
 
-    private let state = LockedBox([String: Entry]())
+    private let state = Mutex([String: Entry]())
 
     public init(maxFailures: Int = 5, window: TimeInterval = 60, blockFor: TimeInterval = 60, capacity: Int = 10_000) {
         self.maxFailures = max(1, maxFailures)
