@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Already in the graph through jwt-kit; named here for GateSupport's base64url.
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
     ],
     targets: [
         .target(
@@ -38,9 +40,15 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
+        // Small pieces the proxy and the emulator share: base64url, constant-time compare.
+        .target(
+            name: "GateSupport",
+            dependencies: [.product(name: "ExtrasBase64", package: "swift-extras-base64")]
+        ),
         .target(
             name: "HTTPServerKit",
             dependencies: [
+                "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -50,7 +58,7 @@ let package = Package(
         .target(
             name: "AzureEmulator",
             dependencies: [
-                "TDS", "TDSNIO", "HTTPServerKit",
+                "TDS", "TDSNIO", "HTTPServerKit", "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,7 +74,7 @@ let package = Package(
         .target(
             name: "Identity",
             dependencies: [
-                "TDS",
+                "TDS", "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -153,6 +161,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "GateSupportTests",
+            dependencies: ["GateSupport"]
+        ),
+        .testTarget(
             name: "TDSTests",
             dependencies: ["TDS", .product(name: "NIOCore", package: "swift-nio")]
         ),
@@ -171,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "IdentityTests",
             dependencies: [
-                "Identity", "AzureEmulator", "HTTPServerKit",
+                "Identity", "AzureEmulator", "HTTPServerKit", "GateSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -211,6 +223,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import GateSupport
 import NIOHTTP1
 
 /// One `name=value` pair of a query string or a form-urlencoded body, already decoded.
@@ -40,7 +41,7 @@ public struct HTTPQueryItem: Sendable, Hashable {
     }
 }
 
-/// A complete HTTP request as the emulator's handlers see it (body fully read, capped).
+/// A complete HTTP request as route handlers see it (body fully read, within the server's limits).
 public struct HTTPServerRequest: Sendable {
     public var method: HTTPMethod
     /// The request target as sent, e.g. `/metadata/identity/oauth2/token?api-version=2018-02-01`.
@@ -154,10 +155,8 @@ public struct HTTPServerResponse: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // RFC 3339 with milliseconds: readable, and precise enough to time a failover.
         encoder.dateEncodingStrategy = .custom { date, encoder in
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             var c = encoder.singleValueContainer()
-            try c.encode(formatter.string(from: date))
+            try c.encode(TimeFormat.rfc3339Milliseconds(date))
         }
         var headers = headers
         if !headers.contains(name: "content-type") {
@@ -178,7 +177,7 @@ public struct HTTPServerResponse: Sendable {
         return HTTPServerResponse(status: status, headers: headers, body: Array(text.utf8))
     }
 
-    /// The emulator's JSON error shape for its own (non-Azure) errors: `{"error": code, "error_description": message}`.
+    /// The JSON error shape of this server's own (non-Azure) errors: `{"error": code, "error_description": message}`.
     public static func error(_ status: HTTPResponseStatus, code: String, message: String) -> HTTPServerResponse {
         .json(["error": .string(code), "error_description": .string(message)], status: status)
     }
@@ -263,14 +262,14 @@ public struct HTTPRouter: Sendable {
             return .json(
                 [
                     "error": "method_not_allowed",
-                    "error_description": .string("\(request.method) is not allowed on \(request.path); use \(allow)"),
+                    "error_description": .string("\(request.method) is not allowed on \(HTTPRequestProblem.clip(request.path, limit: 200)); use \(allow)"),
                 ],
                 status: .methodNotAllowed,
                 headers: ["Allow": allow]
             )
         }
         return .json(
-            ["error": "not_found", "error_description": .string("no route for \(request.method) \(request.path)")],
+            ["error": "not_found", "error_description": .string("no route for \(request.method) \(HTTPRequestProblem.clip(request.path, limit: 200))")],
             status: .notFound
         )
     }

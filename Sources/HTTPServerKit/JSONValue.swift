@@ -1,6 +1,6 @@
 import Foundation
 
-/// A JSON value, used for JWT claims and headers and for the emulator's HTTP bodies.
+/// A JSON value: JWT claims and headers, and the bodies of the admin API and the emulated endpoints.
 ///
 /// Numbers that are whole are kept as `.int` so that claims such as `exp` and `iat`
 /// serialise as `1700000000`, not `1.7e9`, the way Entra writes them.

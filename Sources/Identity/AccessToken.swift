@@ -1,4 +1,5 @@
 import Foundation
+import GateSupport
 
 /// A bearer token for a backend resource. ``description`` never shows the token.
 public struct AccessToken: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {

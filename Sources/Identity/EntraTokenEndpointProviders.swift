@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import GateSupport
 import JWTKit
 import X509
 import _CryptoExtras

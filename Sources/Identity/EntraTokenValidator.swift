@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GateSupport
 import JWTKit
 import NIOCore
 

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import GateSupport
+import Synchronization
 import _CryptoExtras
 
 /// Why an encoded password hash is unusable (for config checking). Never holds a password.
@@ -128,7 +130,7 @@ public enum PasswordHash {
                 iterations: self.iterations,
                 length: self.hash.count
             )
-            return constantTimeEquals(derived, self.hash)
+            return ConstantTime.equals(derived, self.hash)
         }
     }
 }
@@ -144,7 +146,7 @@ public struct SQLLoginStore: Sendable {
     private let entries: [String: Entry]
     /// Checked for unknown users, so they cost the same PBKDF2 time as known ones.
     private let decoy: PasswordHash.Parsed
-    private let derivations = LockedBox(0)
+    private let derivations = DerivationCounter()
     private let verified: VerifiedLoginCache?
 
     /// - Parameters:
@@ -197,7 +199,7 @@ public struct SQLLoginStore: Sendable {
     /// unknown users included, except logins the verified cache answered). For metrics and
     /// tests.
     public var derivationCount: Int {
-        self.derivations.withLock { $0 }
+        self.derivations.value
     }
 
     /// The iteration count spent on unknown users.
@@ -212,7 +214,7 @@ public struct SQLLoginStore: Sendable {
         if let entry = self.entries[key], let verified, verified.contains(user: key, password: password) {
             return Principal(method: .sqlLogin, name: entry.name)
         }
-        self.derivations.withLock { $0 += 1 }
+        self.derivations.increment()
         guard let entry = self.entries[key] else {
             _ = self.decoy.matches(password)
             return nil
@@ -221,4 +223,14 @@ public struct SQLLoginStore: Sendable {
         verified?.remember(user: key, password: password)
         return Principal(method: .sqlLogin, name: entry.name)
     }
+}
+
+/// Shared by the copies of one ``SQLLoginStore`` (a value type), so every copy counts into
+/// the same total.
+private final class DerivationCounter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    var value: Int { count.load(ordering: .relaxed) }
+
+    func increment() { count.wrappingAdd(1, ordering: .relaxed) }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GateSupport
 import NIOCore
 
 /// One HTTP request to a token endpoint.

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import GateSupport
+import Synchronization
 
 /// Remembers, for a short time, that a user's password was verified, so a client that opens
 /// connection after connection (no pool, or a pool that churns) pays the deliberately slow
@@ -18,7 +20,7 @@ final class VerifiedLoginCache: Sendable {
     let ttl: TimeInterval
     let maxEntries: Int
     private let key = SymmetricKey(size: .bits256)
-    private let entries = LockedBox([String: Entry]())
+    private let entries = Mutex([String: Entry]())
 
     init(ttl: TimeInterval, maxEntries: Int = 10_000) {
         self.ttl = ttl
@@ -28,7 +30,7 @@ final class VerifiedLoginCache: Sendable {
     /// Whether `password` was verified for `user` (the store's key) within `ttl`.
     func contains(user: String, password: String, now: Date = Date()) -> Bool {
         guard let entry = entries.withLock({ $0[user] }), entry.expires > now else { return false }
-        return constantTimeEquals(tag(password), entry.tag)
+        return ConstantTime.equals(tag(password), entry.tag)
     }
 
     func remember(user: String, password: String, now: Date = Date()) {

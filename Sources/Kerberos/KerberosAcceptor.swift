@@ -1,18 +1,17 @@
 import CGSSAPI
 import Foundation
+import Synchronization
 
 /// The server side of Kerberos logins for one keytab. Create one per configured keytab and
 /// share it between connections; each login gets its own `KerberosExchange`.
 ///
-/// Thread-safe: the only mutable state is the cached credential, behind a lock. The
+/// Thread-safe: the only mutable state is the cached credential, behind a `Mutex`. The
 /// keytab is checked (device, inode, size, mtime) each time an exchange starts, and the
 /// credential is re-acquired when the file changed, so a rotated keytab takes effect
 /// without a restart. Exchanges already running keep the credential they started with.
-public final class KerberosAcceptor: @unchecked Sendable {
-    // @unchecked: `cached` is only touched while `lock` is held; everything else is `let`.
+public final class KerberosAcceptor: Sendable {
     public let config: KerberosAcceptorConfig
-    private let lock = NSLock()
-    private var cached: (fingerprint: KeytabFingerprint, credential: GSSCredential)?
+    private let cached = Mutex<(fingerprint: KeytabFingerprint, credential: GSSCredential)?>(nil)
 
     public init(config: KerberosAcceptorConfig) {
         self.config = config
@@ -45,22 +44,23 @@ public final class KerberosAcceptor: @unchecked Sendable {
         case .success(let f): fingerprint = f
         case .failure(let refusal): return .failure(refusal)
         }
-        lock.lock()
-        defer { lock.unlock() }
-        if let cached, cached.fingerprint == fingerprint { return .success(cached.credential) }
-        var minor: OM_uint32 = 0
-        var handle: OpaquePointer?
-        let major = cgss_acquire_acceptor_cred(&minor, path, config.replayCache, &handle)
-        guard !isGSSError(major), handle != nil else {
-            let text = gssStatusText(major: major, minor: minor)
-            return .failure(KerberosRefusal(
-                code: .keytabUnavailable,
-                message: "tdsgate's Kerberos keytab \(path) cannot be used (empty or not a keytab?)",
-                detail: text, majorStatus: major, minorStatus: minor))
+        // Held across the acquisition so two first logins do not both read the keytab.
+        return cached.withLock { slot -> Result<GSSCredential, KerberosRefusal> in
+            if let slot, slot.fingerprint == fingerprint { return .success(slot.credential) }
+            var minor: OM_uint32 = 0
+            var handle: OpaquePointer?
+            let major = cgss_acquire_acceptor_cred(&minor, path, config.replayCache, &handle)
+            guard !isGSSError(major), handle != nil else {
+                let text = gssStatusText(major: major, minor: minor)
+                return .failure(KerberosRefusal(
+                    code: .keytabUnavailable,
+                    message: "tdsgate's Kerberos keytab \(path) cannot be used (empty or not a keytab?)",
+                    detail: text, majorStatus: major, minorStatus: minor))
+            }
+            let credential = GSSCredential(handle: handle)
+            slot = (fingerprint, credential)
+            return .success(credential)
         }
-        let credential = GSSCredential(handle: handle)
-        cached = (fingerprint, credential)
-        return .success(credential)
     }
 }
 

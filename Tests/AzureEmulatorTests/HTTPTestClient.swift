@@ -229,7 +229,7 @@ private final class ByteCollector: ChannelInboundHandler {
 /// Runs `body` with an ``HTTPServer`` on a free loopback port.
 func withHTTPServer<T: Sendable>(
     routes: [HTTPRoute],
-    maxBodySize: Int = 1 << 20,
+    limits: HTTPServerLimits = HTTPServerLimits(),
     tls: NIOSSLContext? = nil,
     _ body: (Int, HTTPServer) async throws -> T
 ) async throws -> T {
@@ -238,7 +238,7 @@ func withHTTPServer<T: Sendable>(
         host: "127.0.0.1",
         port: 0,
         routes: routes,
-        maxBodySize: maxBodySize,
+        limits: limits,
         tls: tls
     )
     let port = try await server.start()

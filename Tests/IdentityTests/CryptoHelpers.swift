@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GateSupport
 import X509
 import _CryptoExtras
 

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 
+import GateSupport
 @testable import Identity
 import HTTPServerKit
 

@@ -1,4 +1,6 @@
 import Foundation
+import GateSupport
+import Synchronization
 import NIOHTTP1
 import HTTPServerKit
 
@@ -74,7 +76,7 @@ public final class EntraEmulator: Sendable {
     public let baseURL: String?
     private let ownsArcKeyDirectory: Bool
     private let clock: @Sendable () -> Date
-    private let state = EntraLockedState(EmulatorState())
+    private let state = Mutex(EmulatorState())
 
     struct Fault: Sendable {
         var remaining: Int
@@ -293,7 +295,7 @@ public final class EntraEmulator: Sendable {
 
     func handleAppService(_ request: HTTPServerRequest) -> HTTPServerResponse {
         if let fault = self.begin(.appService) { return Self.appServiceFault(fault) }
-        guard let header = request.header("X-IDENTITY-HEADER"), header == self.appServiceIdentityHeader else {
+        guard let header = request.header("X-IDENTITY-HEADER"), ConstantTime.equals(header, self.appServiceIdentityHeader) else {
             return Self.appServiceError(.unauthorized, "The X-IDENTITY-HEADER header is missing or invalid.")
         }
         guard request.query("api-version") != nil else {
@@ -344,7 +346,7 @@ public final class EntraEmulator: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "basic" else { return self.arcChallenge() }
         let presented = parts[1].trimmingCharacters(in: .whitespacesAndNewlines)
         let accepted = self.state.withLock { state -> Bool in
-            guard let index = state.arcSecrets.firstIndex(of: presented) else { return false }
+            guard let index = state.arcSecrets.firstIndex(where: { ConstantTime.equals($0, presented) }) else { return false }
             state.arcSecrets.remove(at: index)
             return true
         }
@@ -473,7 +475,7 @@ public final class EntraEmulator: Sendable {
             )
         }
         if let secret = field("client_secret") {
-            guard let expected = identity.secret, expected == secret else {
+            guard let expected = identity.secret, ConstantTime.equals(expected, secret) else {
                 return Self.aadError(
                     .unauthorized,
                     "invalid_client",

@@ -1,4 +1,5 @@
 import Foundation
+import GateSupport
 import HTTPServerKit
 
 /// A decoded (not yet verified) compact JWS: `base64url(header).base64url(payload).base64url(signature)`.
@@ -18,13 +19,13 @@ struct EntraJWT: Sendable {
             }
             throw .malformed("a JWT has 3 dot-separated parts, this token has \(parts.count)")
         }
-        guard let headerBytes = EntraBase64URL.decode(parts[0]) else {
+        guard let headerBytes = Base64URL.decode(parts[0]) else {
             throw .malformed("the header is not base64url")
         }
-        guard let payloadBytes = EntraBase64URL.decode(parts[1]) else {
+        guard let payloadBytes = Base64URL.decode(parts[1]) else {
             throw .malformed("the payload is not base64url")
         }
-        guard let signature = EntraBase64URL.decode(parts[2]) else {
+        guard let signature = Base64URL.decode(parts[2]) else {
             throw .malformed("the signature is not base64url")
         }
         guard let header = (try? JSONValue(parsing: headerBytes))?.objectValue else {
@@ -47,10 +48,10 @@ struct EntraJWT: Sendable {
         claims: [String: JSONValue],
         sign: ([UInt8]) throws -> [UInt8]
     ) rethrows -> String {
-        let encodedHeader = EntraBase64URL.encode(JSONValue.object(header).serialized())
-        let encodedPayload = EntraBase64URL.encode(JSONValue.object(claims).serialized())
+        let encodedHeader = Base64URL.encode(JSONValue.object(header).serialized())
+        let encodedPayload = Base64URL.encode(JSONValue.object(claims).serialized())
         let signingInput = "\(encodedHeader).\(encodedPayload)"
         let signature = try sign(Array(signingInput.utf8))
-        return "\(signingInput).\(EntraBase64URL.encode(signature))"
+        return "\(signingInput).\(Base64URL.encode(signature))"
     }
 }

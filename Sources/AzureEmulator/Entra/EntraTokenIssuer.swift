@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GateSupport
 import X509
 import _CryptoExtras
 import HTTPServerKit
@@ -78,7 +79,7 @@ public final class EntraTokenIssuer: Sendable {
         guard key.keySizeInBits >= 2048 else { throw EntraTokenIssuerError.keyTooSmall(key.keySizeInBits) }
 
         let certificateDER = try EntraTokenIssuer.makeSigningCertificate(key: key)
-        let thumbprint = EntraBase64URL.encode(Array(Insecure.SHA1.hash(data: certificateDER)))
+        let thumbprint = Base64URL.encode(Array(Insecure.SHA1.hash(data: certificateDER)))
         let primitives = try key.publicKey.getKeyPrimitives()
 
         self.tenantID = tenantID
@@ -91,8 +92,8 @@ public final class EntraTokenIssuer: Sendable {
             EntraJWK(
                 kid: thumbprint,
                 x5t: thumbprint,
-                n: EntraBase64URL.encode(primitives.modulus),
-                e: EntraBase64URL.encode(primitives.publicExponent),
+                n: Base64URL.encode(primitives.modulus),
+                e: Base64URL.encode(primitives.publicExponent),
                 x5c: [Data(certificateDER).base64EncodedString()],
                 issuer: "https://login.microsoftonline.com/\(tenantID)/v2.0"
             )
@@ -144,11 +145,11 @@ public final class EntraTokenIssuer: Sendable {
             "iat": .int(issuedAt),
             "nbf": .int(issuedAt),
             "exp": .int(expiresAt),
-            "aio": .string(EntraBase64URL.encode(EntraIDs.randomBytes(45))),
+            "aio": .string(Base64URL.encode(EntraIDs.randomBytes(45))),
             "oid": .string(identity.objectID),
-            "rh": .string("0.A" + EntraBase64URL.encode(EntraIDs.randomBytes(42))),
+            "rh": .string("0.A" + Base64URL.encode(EntraIDs.randomBytes(42))),
             "tid": .string(self.tenantID),
-            "uti": .string(EntraBase64URL.encode(EntraIDs.randomBytes(16))),
+            "uti": .string(Base64URL.encode(EntraIDs.randomBytes(16))),
             "ver": "1.0",
             "idtyp": .string(identity.identityType),
         ]
@@ -163,7 +164,7 @@ public final class EntraTokenIssuer: Sendable {
             claims["ipaddr"] = "127.0.0.1"
             // Entra's `sub` is pairwise: stable per user and app, unlike `oid`.
             let pairwise = SHA256.hash(data: Array("sub|\(identity.objectID)|\(appID)".utf8))
-            claims["sub"] = .string(EntraBase64URL.encode(Array(pairwise)))
+            claims["sub"] = .string(Base64URL.encode(Array(pairwise)))
             if let upn = identity.upn {
                 claims["upn"] = .string(upn)
                 claims["unique_name"] = .string(upn)
@@ -306,7 +307,7 @@ public final class EntraTokenIssuer: Sendable {
             tampered["oid"] = .string(EntraIDs.randomUUID())
             tampered["upn"] = "mallory@contoso.example"
             let parts = token.split(separator: ".")
-            let payload = EntraBase64URL.encode(JSONValue.object(tampered).serialized())
+            let payload = Base64URL.encode(JSONValue.object(tampered).serialized())
             return "\(parts[0]).\(payload).\(parts[2])"
         case .malformed:
             return "not-a-jwt"

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GateSupport
 import _CryptoExtras
 import HTTPServerKit
 
@@ -41,19 +42,13 @@ public enum EntraTokenError: Error, Sendable, Hashable, CustomStringConvertible 
         case .wrongAudience(let audience):
             return "The access token's audience '\(audience)' is not this resource."
         case .expired(let date):
-            return "The access token expired at \(EntraTokenError.format(date))."
+            return "The access token expired at \(TimeFormat.iso(date))."
         case .notYetValid(let date):
-            return "The access token is not valid before \(EntraTokenError.format(date))."
+            return "The access token is not valid before \(TimeFormat.iso(date))."
         }
     }
 
     public var description: String { self.message }
-
-    static func format(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(secondsFromGMT: 0)
-        return formatter.string(from: date)
-    }
 }
 
 /// A token that passed ``EntraTokenVerifier/verify(_:now:)``.
@@ -120,8 +115,8 @@ public struct EntraTokenVerifier: Sendable {
         self.clockSkew = clockSkew
         var keys: [String: _RSA.Signing.PublicKey] = [:]
         for jwk in jwks.keys where jwk.kty == "RSA" && (jwk.use == nil || jwk.use == "sig") {
-            guard let n = jwk.n.flatMap({ EntraBase64URL.decode($0) }),
-                let e = jwk.e.flatMap({ EntraBase64URL.decode($0) }),
+            guard let n = jwk.n.flatMap({ Base64URL.decode($0) }),
+                let e = jwk.e.flatMap({ Base64URL.decode($0) }),
                 let key = try? _RSA.Signing.PublicKey(n: n, e: e)
             else { continue }
             if let kid = jwk.kid { keys[kid] = key }

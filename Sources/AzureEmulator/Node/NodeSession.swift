@@ -1,4 +1,5 @@
 import Foundation
+import GateSupport
 import NIOCore
 import TDS
 
@@ -235,7 +236,7 @@ struct NodeSession {
             })]
         case nil:
             guard let account = env.server.logins.first(where: { $0.user.lowercased() == login.userName.lowercased() }),
-                  constantTimeEqual(account.password, login.password)
+                  ConstantTime.equals(account.password, login.password)
             else {
                 return actions + loginFailed(login, 18456, "Login failed for user '\(login.userName)'.", identity: login.userName)
             }
@@ -651,14 +652,4 @@ struct NodeSession {
         build(&body)
         return packets(body)
     }
-}
-
-/// Constant-time string comparison, so that timing does not reveal how much of a password matched.
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    for i in 0..<max(x.count, y.count) {
-        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-    }
-    return diff == 0
 }

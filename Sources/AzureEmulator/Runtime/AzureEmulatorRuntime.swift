@@ -73,8 +73,11 @@ public final class AzureEmulatorRuntime: Sendable {
 
     public func start() async throws {
         for l in listeners.values { try await l.start() }
+        // Every test client, proxy and benchmark fetches tokens here: more connections than
+        // the admin API's default.
         let server = HTTPServer(group: group, host: config.host, port: config.httpPort,
-                                        routes: entra.routes + ControlRoutes.routes(for: self))
+                                routes: entra.routes + ControlRoutes.routes(for: self),
+                                limits: HTTPServerLimits(maxConnections: 1024))
         _ = try await server.start()
         http.withLock { $0 = server }
         logger.info("emulator up: \(listeners.count) nodes, control and identity endpoint \(httpBaseURL)")

@@ -7,12 +7,15 @@ import NIOHTTP1
 /// `GET /v1/dump/follow?after=N&wait=S&limit=L` (decoded lines after cursor N, waiting up to
 /// S seconds for some; what `tdsgate dump --follow` polls).
 extension AdminAPI {
-    typealias Handler = @Sendable (HTTPServerRequest) async -> HTTPServerResponse
+    /// Cursor numbers `after` may name (line numbers count from 1; 0 means "from the start").
+    static let followCursors = jsonExactCounts
+    static let followWaitSeconds: ClosedRange<Double> = 0...30
+    static let followLineLimits = 1...10_000
 
     static func dumpRoutes(context: GatewayContext, guarded: (@escaping Handler) -> Handler) -> [HTTPRoute] {
         let dump = context.dump
         @Sendable func status() -> HTTPServerResponse {
-            (try? .json(encoding: dump.status)) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
+            json(dump.status)
         }
         return [
             HTTPRoute(.GET, "/v1/dump", handler: guarded { _ in status() }),
@@ -49,10 +52,15 @@ extension AdminAPI {
                 return status()
             }),
             HTTPRoute(.GET, "/v1/dump/follow", handler: guarded { req in
-                let after = req.query("after").flatMap(Int.init) ?? dump.ring.cursor
-                let wait = min(max(req.query("wait").flatMap(Double.init) ?? 0, 0), 30)
-                let limit = min(max(req.query("limit").flatMap(Int.init) ?? 1000, 1), 10_000)
-                let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+                let after: Int, wait: Double, limit: Int
+                do throws(HTTPRequestProblem) {
+                    after = try req.queryInteger("after", in: followCursors) ?? dump.ring.cursor
+                    wait = try req.queryNumber("wait", in: followWaitSeconds, unit: "seconds") ?? 0
+                    limit = try req.queryInteger("limit", in: followLineLimits) ?? 1000
+                } catch {
+                    return error.response
+                }
+                let deadline = ContinuousClock.now + .milliseconds(Int((wait * 1000).rounded()))
                 var result = dump.ring.lines(after: after, limit: limit)
                 while result.lines.isEmpty, result.missed == 0, ContinuousClock.now < deadline {
                     try? await Task.sleep(for: .milliseconds(100))

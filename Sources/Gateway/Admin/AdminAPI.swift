@@ -7,21 +7,29 @@ import NIOHTTP1
 /// state, and drain/enable/disable of endpoints, like HAProxy's runtime API. A bearer
 /// token is required whenever `admin.bearer_token_file` is set (check-config demands it
 /// for non-loopback addresses).
+///
+/// Every value a request carries is checked before use: numbers against a range, names
+/// against what exists; anything else is a 400 naming the parameter (`HTTPRequestProblem`),
+/// never a trap. No error body quotes the token or the `Authorization` header.
 enum AdminAPI {
+    typealias Handler = @Sendable (HTTPServerRequest) async -> HTTPServerResponse
+
     static func routes(context: GatewayContext, bearerToken: String?) -> [HTTPRoute] {
-        func guarded(_ handler: @escaping @Sendable (HTTPServerRequest) async -> HTTPServerResponse) -> @Sendable (HTTPServerRequest) async -> HTTPServerResponse {
+        func guarded(_ handler: @escaping Handler) -> Handler {
             { req in
-                if let bearerToken {
-                    let given = req.header("Authorization").map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
-                    guard constantTimeEquals(given, bearerToken) else {
-                        return .error(.unauthorized, code: "unauthorized", message: "this admin API needs Authorization: Bearer <token>")
-                    }
-                }
+                if let bearerToken, !req.hasBearerToken(bearerToken) { return unauthorized }
                 return await handler(req)
             }
         }
         @Sendable func snapshots() -> [ClusterSnapshot] {
             context.clusters.values.map { $0.snapshot() }.sorted { $0.name < $1.name }
+        }
+        @Sendable func cluster(_ req: HTTPServerRequest) -> Result<ClusterRuntime, HTTPRequestProblem> {
+            let name = req.pathParameters["name"] ?? ""
+            guard let c = context.clusters[name] else {
+                return .failure(HTTPRequestProblem(parameter: "cluster", reason: "no cluster named \(quoted(name))"))
+            }
+            return .success(c)
         }
         return [
             // Health and readiness answer without the token: load balancers' and kubelets'
@@ -39,41 +47,42 @@ enum AdminAPI {
                 return HTTPServerResponse(status: .ok, headers: headers,
                                           body: Array(context.metrics.render(clusters: snapshots(), tokenStats: stats, audit: context.audit?.stats).utf8))
             }),
-            HTTPRoute(.GET, "/v1/clusters", handler: guarded { _ in
-                (try? .json(encoding: snapshots())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
-            }),
+            HTTPRoute(.GET, "/v1/clusters", handler: guarded { _ in json(snapshots()) }),
             HTTPRoute(.GET, "/v1/clusters/{name}", handler: guarded { req in
-                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
-                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                switch cluster(req) {
+                case .success(let c): return json(c.snapshot())
+                case .failure(let problem): return notFound(problem, code: "unknown_cluster")
                 }
-                return (try? .json(encoding: c.snapshot())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
             }),
             HTTPRoute(.GET, "/v1/clusters/{name}/sessions", handler: guarded { req in
-                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
-                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                switch cluster(req) {
+                case .success(let c): return json(c.sessions())
+                case .failure(let problem): return notFound(problem, code: "unknown_cluster")
                 }
-                return (try? .json(encoding: c.sessions())) ?? .error(.internalServerError, code: "encoding", message: "cannot encode")
             }),
             // `tdsgate drill` reports its start and end here, so drills are in the audit trail.
             HTTPRoute(.POST, "/v1/clusters/{name}/drills", handler: guarded { req in
-                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
-                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                let c: ClusterRuntime
+                switch cluster(req) {
+                case .success(let found): c = found
+                case .failure(let problem): return notFound(problem, code: "unknown_cluster")
                 }
-                guard let body = try? req.decodeJSON([String: JSONValue].self), let phase = body["phase"]?.stringValue,
-                      let mode = body["mode"]?.stringValue, ["start", "end"].contains(phase) else {
-                    return .error(.badRequest, code: "invalid_request", message: "expected {phase: start|end, mode, drill_id, outcome, ...}")
+                let report: DrillReportBody
+                do throws(HTTPRequestProblem) {
+                    report = try DrillReportBody(req)
+                } catch {
+                    return error.response
                 }
-                let id = body["drill_id"]?.stringValue
-                if phase == "start" {
-                    context.record(.drillStart(cluster: c.config.name, mode: mode, drillID: id, target: body["target"]?.stringValue))
-                } else {
-                    let outcome = AuditEvent.DrillOutcome(rawValue: body["outcome"]?.stringValue ?? "") ?? .failed
-                    context.record(.drillEnd(cluster: c.config.name, mode: mode, drillID: id, outcome: outcome,
-                                             durationMs: body["duration_ms"]?.intValue, oldPrimary: body["old_primary"]?.stringValue,
-                                             newPrimary: body["new_primary"]?.stringValue, sessionsAffected: body["sessions_closed"]?.intValue,
-                                             summary: body["summary"]?.stringValue))
+                switch report.phase {
+                case .start:
+                    context.record(.drillStart(cluster: c.config.name, mode: report.mode, drillID: report.drillID, target: report.target))
+                case .end:
+                    context.record(.drillEnd(cluster: c.config.name, mode: report.mode, drillID: report.drillID, outcome: report.outcome,
+                                             durationMs: report.durationMs, oldPrimary: report.oldPrimary, newPrimary: report.newPrimary,
+                                             sessionsAffected: report.sessionsClosed, summary: report.summary))
                 }
-                context.logger.notice("drill \(phase)", metadata: ["cluster": "\(c.config.name)", "mode": "\(mode)", "drill": "\(id ?? "")"])
+                context.logger.notice("drill \(report.phase.rawValue)",
+                                      metadata: ["cluster": "\(c.config.name)", "mode": "\(report.mode)", "drill": "\(report.drillID ?? "")"])
                 return .json(.object(["recorded": .bool(context.audit != nil)]))
             }),
             HTTPRoute(.POST, "/v1/clusters/{name}/endpoints/{endpoint}/{action}", handler: guarded { req in
@@ -81,25 +90,101 @@ enum AdminAPI {
                 guard ["drain", "enable", "disable"].contains(action) else {
                     return .error(.notFound, code: "unknown_action", message: "actions are drain, enable and disable")
                 }
-                guard let c = context.clusters[req.pathParameters["name"] ?? ""] else {
-                    return .error(.notFound, code: "unknown_cluster", message: "no cluster named '\(req.pathParameters["name"] ?? "")'")
+                let c: ClusterRuntime
+                switch cluster(req) {
+                case .success(let found): c = found
+                case .failure(let problem): return notFound(problem, code: "unknown_cluster")
                 }
                 let endpoint = req.pathParameters["endpoint"] ?? ""
                 do {
                     _ = try c.setAdmin(action, endpoint: endpoint)
                     context.logger.notice("admin action", metadata: ["cluster": "\(c.config.name)", "endpoint": "\(endpoint)", "action": "\(action)"])
-                    return (try? .json(encoding: c.snapshot())) ?? .text("ok\n")
+                    return json(c.snapshot())
                 } catch {
-                    return .error(.notFound, code: "unknown_endpoint", message: "\(error)")
+                    return .error(.notFound, code: "unknown_endpoint",
+                                  message: "cluster '\(c.config.name)' has no endpoint named \(quoted(endpoint))")
                 }
             }),
         ] + dumpRoutes(context: context, guarded: guarded)
     }
 
-    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
-        return diff == 0
+    /// 401 without a hint of the expected token or an echo of the one sent.
+    static var unauthorized: HTTPServerResponse {
+        var response = HTTPServerResponse.error(.unauthorized, code: "unauthorized",
+                                                message: "this admin API needs Authorization: Bearer <token>")
+        response.headers.add(name: "WWW-Authenticate", value: #"Bearer realm="tdsgate admin""#)
+        return response
+    }
+
+    static func json<T: Encodable>(_ value: T) -> HTTPServerResponse {
+        (try? .json(encoding: value)) ?? .error(.internalServerError, code: "encoding", message: "cannot encode the answer")
+    }
+
+    static func notFound(_ problem: HTTPRequestProblem, code: String) -> HTTPServerResponse {
+        .error(.notFound, code: code, message: problem.reason)
+    }
+
+    /// A name from the request path in an error: JSON escapes it, this keeps it short.
+    static func quoted(_ name: String) -> String {
+        name.count <= 100 ? "'\(name)'" : "'\(name.prefix(100))…'"
+    }
+}
+
+/// The body of `POST /v1/clusters/{name}/drills`, checked field by field.
+struct DrillReportBody {
+    enum Phase: String { case start, end }
+
+    var phase: Phase
+    var mode: String
+    var drillID: String?
+    var target: String?
+    var outcome: AuditEvent.DrillOutcome
+    var durationMs: Int?
+    var sessionsClosed: Int?
+    var oldPrimary: String?
+    var newPrimary: String?
+    var summary: String?
+
+    init(_ req: HTTPServerRequest) throws(HTTPRequestProblem) {
+        guard let body = try? req.decodeJSON([String: JSONValue].self) else {
+            throw HTTPRequestProblem(parameter: "body", reason: "expected a JSON object {phase: start|end, mode, drill_id, outcome, ...}")
+        }
+        let phaseText = try body.string("phase")
+        guard let phase = phaseText.flatMap(Phase.init(rawValue:)) else {
+            throw HTTPRequestProblem(parameter: "body field 'phase'", reason: "must be start or end")
+        }
+        self.phase = phase
+        guard let mode = try body.string("mode", maxLength: 32), Self.isName(mode) else {
+            throw HTTPRequestProblem(parameter: "body field 'mode'", reason: "must be a drill mode such as planned, forced or simulate")
+        }
+        self.mode = mode
+        drillID = try body.string("drill_id", maxLength: 64)
+        if let drillID, !Self.isName(drillID) {
+            throw HTTPRequestProblem(parameter: "body field 'drill_id'", reason: "must be letters, digits, '.', '_' or '-'")
+        }
+        target = try body.string("target", maxLength: 256)
+        if let text = try body.string("outcome") {
+            guard let outcome = AuditEvent.DrillOutcome(rawValue: text) else {
+                throw HTTPRequestProblem(parameter: "body field 'outcome'", reason: "must be passed, failed or aborted")
+            }
+            self.outcome = outcome
+        } else {
+            outcome = .failed
+        }
+        durationMs = try body.integer("duration_ms", in: jsonExactCounts)
+        sessionsClosed = try body.integer("sessions_closed", in: jsonExactCounts)
+        oldPrimary = try body.string("old_primary", maxLength: 256)
+        newPrimary = try body.string("new_primary", maxLength: 256)
+        summary = try body.string("summary", maxLength: 4096)
+    }
+
+    /// Names that go into the log as they are: no spaces, quotes or line breaks.
+    private static func isName(_ text: String) -> Bool {
+        !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
+            switch scalar {
+            case "a"..."z", "A"..."Z", "0"..."9", ".", "_", "-": return true
+            default: return false
+            }
+        }
     }
 }
