@@ -3,6 +3,7 @@ import Identity
 import Kerberos
 import Logging
 import Routing
+import TDSNIO
 
 // The configuration as plain data. `GatewayConfig.load(path:)` / `parse(yaml:baseDirectory:)`
 // produce it from YAML (see Configs/tdsgate.yaml for every key); everything here is already
@@ -164,10 +165,6 @@ public struct ListenerConfig: Sendable, Hashable {
 }
 
 /// A PROXY protocol version (HAProxy's `send-proxy` is v1 text, `send-proxy-v2` binary).
-public enum ProxyProtocolVersion: String, Sendable, Hashable, CaseIterable {
-    case v1, v2
-}
-
 /// `proxy_protocol:` of a listener: connections from `trustedSources` must start with a
 /// PROXY header, whose address is then the client's.
 public struct ProxyProtocolConfig: Sendable, Hashable {

@@ -1,3 +1,4 @@
+import TDSNIO
 import Audit
 import Foundation
 import Identity

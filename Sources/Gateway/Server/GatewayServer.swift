@@ -111,6 +111,13 @@ public final class GatewayServer: Service, Sendable {
                         let ops = ch.pipeline.syncOperations
                         let tap = SessionTap(sessionID: id)
                         self.context.dump.sessionOpened(tap, channel: ch)
+                        // Behind a balancer the PROXY header comes first: the client's own
+                        // address reaches the session before any TDS byte does.
+                        if let proxy = listener.proxyProtocol {
+                            try ops.addHandler(ProxyProtocolHandler(versions: proxy.versions) { peer in
+                                proxy.trustedSources.contains { $0.contains(peer.ipAddress ?? "") }
+                            })
+                        }
                         try ops.addHandler(TDSServerTransportHandler(tls: tls, acceptStrict: listener.clientEncryption.contains(.strict)))
                         // Right above the transport: TLS is inserted below it, so it sees plaintext.
                         try ops.addHandler(PacketTapHandler(leg: .client, tap: tap))

@@ -90,6 +90,22 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             run(machine.strictTLSStarted())
         } else if case .handshakeCompleted? = event as? TLSUserEvent {
             run(machine.tlsHandshakeCompleted())
+        } else if let proxy = event as? ProxyProtocolEvent {
+            switch proxy {
+            case .received(let header):
+                // The balancer's client: what throttling, policy, the audit trail and the
+                // session list see from here on.
+                if let source = header.source {
+                    record.clientAddress = source.ipAddress ?? "?"
+                    record.clientPort = source.port
+                }
+            case .rejected(let why):
+                context.metrics.connectionRefused(listener: listener.name, limit: "proxy_protocol")
+                context.logger.notice("connection refused: PROXY protocol", metadata: [
+                    "session": "\(record.id)", "listener": "\(listener.name)", "reason": "\(why)",
+                ])
+                record.end(.error("PROXY protocol: \(why)"))
+            }
         } else if let request = event as? SessionCloseRequest {
             run(machine.closeRequested(request.reason))
             return
