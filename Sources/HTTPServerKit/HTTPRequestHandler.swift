@@ -13,6 +13,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let isSecure: Bool
     private var machine: HTTPConnectionStateMachine
     private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
+    /// Out of the pipeline (the connection closed): a route that answers late writes nothing.
+    private var removed = false
 
     init(router: HTTPRouter, limits: HTTPServerLimits, isSecure: Bool, acceptedAt now: NIODeadline) {
         self.router = router
@@ -25,6 +27,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.removed = true
         self.timer?.task.cancel()
         self.timer = nil
     }
@@ -79,7 +82,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Keeps one scheduled task for the machine's deadline.
     private func syncTimer(context: ChannelHandlerContext) {
-        let wanted = self.machine.deadline
+        let wanted = self.removed ? nil : self.machine.deadline
         if let timer, timer.deadline == wanted { return }
         self.timer?.task.cancel()
         self.timer = nil
@@ -126,6 +129,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             await router.respond(to: request)
         }.whenSuccess { response in
             let (handler, context) = bound.value
+            guard !handler.removed else { return }
             let stays = handler.machine.responseWritten(now: context.eventLoop.now)
             handler.write(response, context: context, version: version, keepAlive: keepAlive && stays, omitBody: isHead)
             handler.syncTimer(context: context)
