@@ -114,7 +114,7 @@ def test_a_client_that_leaves_while_its_login_waits_for_a_primary_leaves_no_back
         res = interop.run_client("pytds_client.py", spec, interop.client_env(deployment), timeout=30)
         assert not res["connected"], interop.describe(res)
         # tdsgate cancels the login when the client's connection closes.
-        _until(lambda: "Login cancelled" in proxy.log(), 5, "tdsgate ends the abandoned login\n" + proxy.log()[-3000:])
+        _until(lambda: "login cancelled" in proxy.log(), 5, "tdsgate ends the abandoned login\n" + proxy.log()[-3000:])
     finally:
         _admin(proxy, "/v1/clusters/orders/endpoints/compat/enable")
     # The primary is back well inside the abandoned login's wait: had it still been waiting,

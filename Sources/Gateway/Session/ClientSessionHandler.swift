@@ -170,6 +170,10 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             case .failSSPI(let reason):
                 settleSSPI { $0.fail(SSPIConversationError(description: reason)) }
             case .cancelLogin:
+                if loginTask != nil {
+                    // The client left, ran out of login_timeout_s, or tdsgate is closing it.
+                    context.logger.info("login cancelled", metadata: ["session": "\(record.id)", "client": "\(record.clientAddress)"])
+                }
                 loginTask?.cancel()
                 loginTask = nil
                 settleSSPI { $0.fail(SSPIConversationError(description: "the login was cancelled")) }
@@ -314,7 +318,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         record.record(.loginOutcome(session: record.auditSession, outcome: .success, durationMs: record.elapsedMs))
         write(ctx, TDSMessage(type: .tabularResult, payload: r.clientReply))
         let info = SessionInfo(
-            id: record.id, client: record.clientAddress, principal: r.principal.name, authMethod: r.principal.method.rawValue,
+            id: record.id, client: record.clientPort.map { Self.hostPort(record.clientAddress, $0) } ?? record.clientAddress, principal: r.principal.name, authMethod: r.principal.method.rawValue,
             cluster: r.cluster.config.name, endpoint: r.endpoint, intent: r.intent.rawValue, database: r.database,
             appName: login.appName, hostName: login.hostName, backendIdentity: r.backendIdentity, openedAt: Date())
         record.principal = r.principal.name
@@ -335,6 +339,11 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             "redirects": "\(r.hops)", "retries": "\(r.retries)",
             "login_ms": "\(record.elapsedMs)",
         ])
+    }
+
+    /// `host:port`, with IPv6 addresses in brackets.
+    static func hostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     private func refuse(_ ctx: ChannelHandlerContext, _ refusal: LoginRefusal, _ reason: SessionEndReason) {
