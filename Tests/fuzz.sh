@@ -6,6 +6,7 @@
 #   bash Tests/fuzz.sh --runs 2000000          each target for N executions (and at most --seconds)
 #   --corpus DIR   keep each target's corpus in DIR/<target> (default: a temporary directory)
 #   --release      an optimised build (several times the executions per second; a longer build)
+#   --no-build     use the binary the last run built
 #   --list         print the targets and exit
 # Seeds come from Fixtures/ and Configs/ at run time (TDSFuzz writes them; nothing generated
 # is committed). Fails on any crash, sanitizer report, timeout or broken invariant; the
@@ -18,6 +19,7 @@ SECONDS_PER_TARGET=15
 RUNS=""
 CORPUS=""
 CONFIG=debug
+BUILD=1
 LIST=0
 TARGETS=()
 while [ $# -gt 0 ]; do
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS="$2"; shift 2 ;;
         --corpus) CORPUS="$2"; shift 2 ;;
         --release) CONFIG=release; shift ;;
+        --no-build) BUILD=0; shift ;;
         --list) LIST=1; shift ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) TARGETS+=("$1"); shift ;;
@@ -35,10 +38,12 @@ done
 SCRATCH="$ROOT/.build-fuzz"
 BIN="$SCRATCH/$CONFIG/TDSFuzz"
 t0=$(date +%s)
-echo "==> fuzz: building TDSFuzz ($CONFIG) with -sanitize=fuzzer,address (scratch path .build-fuzz)"
-nice -n 10 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product TDSFuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTDSGATE_LIBFUZZER -Xswiftc -parse-as-library </dev/null
-echo "==> fuzz: build took $(( $(date +%s) - t0 ))s"
+if [ "$BUILD" = 1 ]; then
+    echo "==> fuzz: building TDSFuzz ($CONFIG) with -sanitize=fuzzer,address (scratch path .build-fuzz)"
+    nice -n 10 swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product TDSFuzz \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTDSGATE_LIBFUZZER -Xswiftc -parse-as-library </dev/null
+    echo "==> fuzz: build took $(( $(date +%s) - t0 ))s"
+fi
 
 work="$(mktemp -d /tmp/tdsgate-fuzz.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
