@@ -227,9 +227,15 @@ private final class ByteCollector: ChannelInboundHandler {
 }
 
 /// Runs `body` with an ``HTTPServer`` on a free loopback port.
+/// Tests that are not about the server's timeouts get generous ones: the whole suite runs
+/// in parallel on a loaded 2-core machine, where the shared event loops can stall for
+/// seconds, and a header timeout firing then closes a connection the client is about to
+/// write on ("I/O on closed channel"). The limit tests pass their own.
+let relaxedTestLimits = HTTPServerLimits(headerTimeout: .seconds(120), bodyTimeout: .seconds(120), idleTimeout: .seconds(120))
+
 func withHTTPServer<T: Sendable>(
     routes: [HTTPRoute],
-    limits: HTTPServerLimits = HTTPServerLimits(),
+    limits: HTTPServerLimits = relaxedTestLimits,
     tls: NIOSSLContext? = nil,
     _ body: (Int, HTTPServer) async throws -> T
 ) async throws -> T {
