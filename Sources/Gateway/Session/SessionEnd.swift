@@ -49,7 +49,7 @@ enum SessionEndReason: Sendable, Equatable, CustomStringConvertible {
         case .drained: "the endpoint was drained"
         case .shutdown: "tdsgate is shutting down"
         case .loginTimeout: "login timed out"
-        case .refused(let message): "login refused: \(message)"
+        case .refused: "login refused (the 'login refused' line says why)"
         case .error(let message): message
         }
     }
