@@ -98,3 +98,21 @@ logins:
 {login_lines}policy:
 {policy_lines}admin: {{address: 127.0.0.1, port: {admin_port}, bearer_token_file: "{work}/admin.token"}}
 """
+
+
+def gateway_cluster_yaml(dep, user: str, password_hash: str, rule: str) -> str:
+    """The rest of a one-listener test config: cluster `orders` on the demo's east gateway,
+    the demo's IMDS identity `mi`, one SQL login and a policy rule that lets it write."""
+    gateway = node(dep, "east-gateway")
+    return f"""clusters:
+  - name: orders
+    ca_file: "{dep.ca_file}"
+    endpoints:
+      - {{name: gw, host: localhost, port: {gateway["port"]}, tls_name: localhost}}
+backend_identities:
+  - {{name: mi, kind: imds, endpoint: "{dep.imds_url}"}}
+logins:
+  - {{name: {user}, password_hash: "{password_hash}"}}
+policy:
+  - {{name: {rule}, match: {{login: {user}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
+"""

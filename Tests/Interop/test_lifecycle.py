@@ -19,32 +19,20 @@ import pytest
 
 import conftest
 import interop
-from proxy_process import ProxyProcess, free_ports, hash_password
+from proxy_process import gateway_cluster_yaml, ProxyProcess, free_ports, hash_password
 
 USER, PASSWORD = "life-user", "Life-Passw0rd!"
 UNIT = interop.ROOT / "Configs" / "systemd" / "tdsgate.service"
 
 
 def _config(dep, work: Path, port: int, grace_s: int) -> str:
-    gateway = next(n for n in dep.nodes if n["name"] == "east-gateway")
     return f"""listeners:
   - name: life
     address: 127.0.0.1
     port: {port}
     client_encryption: [plaintext]
     cluster: orders
-clusters:
-  - name: orders
-    ca_file: "{dep.ca_file}"
-    endpoints:
-      - {{name: gw, host: localhost, port: {gateway["port"]}, tls_name: localhost}}
-backend_identities:
-  - {{name: mi, kind: imds, endpoint: "{dep.imds_url}"}}
-logins:
-  - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
-policy:
-  - {{name: life, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
-audit: {{destination: file, file: "{work}/audit.jsonl", statements: false}}
+{gateway_cluster_yaml(dep, USER, hash_password(PASSWORD), "life")}audit: {{destination: file, file: "{work}/audit.jsonl", statements: false}}
 shutdown_grace_seconds: {grace_s}
 """
 

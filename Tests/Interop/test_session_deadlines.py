@@ -13,7 +13,7 @@ import time
 import pytds
 import pytest
 
-from proxy_process import ProxyProcess, free_ports, hash_password
+from proxy_process import gateway_cluster_yaml, ProxyProcess, free_ports, hash_password
 from test_proxy_operations import _self_signed
 
 USER, PASSWORD = "deadline-user", "Deadline-Passw0rd!"
@@ -21,7 +21,6 @@ TIMEOUT_S = 2
 
 
 def _config(dep, work, port):
-    gateway = next(n for n in dep.nodes if n["name"] == "east-gateway")
     return f"""listeners:
   - name: stall
     address: 127.0.0.1
@@ -30,18 +29,7 @@ def _config(dep, work, port):
     client_encryption: [required, strict, plaintext]
     cluster: orders
     login_timeout_s: {TIMEOUT_S}
-clusters:
-  - name: orders
-    ca_file: "{dep.ca_file}"
-    endpoints:
-      - {{name: gw, host: localhost, port: {gateway["port"]}, tls_name: localhost}}
-backend_identities:
-  - {{name: mi, kind: imds, endpoint: "{dep.imds_url}"}}
-logins:
-  - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
-policy:
-  - {{name: stall, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
-"""
+{gateway_cluster_yaml(dep, USER, hash_password(PASSWORD), "stall")}"""
 
 
 @pytest.fixture(scope="module")
