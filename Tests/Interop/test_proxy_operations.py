@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 import interop
 from interop import q
-from proxy_process import ProxyProcess, free_ports, hash_password
+from proxy_process import gateway_cluster_yaml, ProxyProcess, free_ports, hash_password
 
 USER, PASSWORD = "ops-user", "Ops-Passw0rd!"
 
@@ -50,7 +50,6 @@ def _served_serial(port: int) -> int:
 
 
 def _config(dep, work, port, throttle="{max_failures: 20, window_seconds: 60, block_seconds: 30}"):
-    gateway = next(n for n in dep.nodes if n["name"] == "east-gateway")
     return f"""listeners:
   - name: ops
     address: 127.0.0.1
@@ -59,18 +58,7 @@ def _config(dep, work, port, throttle="{max_failures: 20, window_seconds: 60, bl
     client_encryption: [required, strict, plaintext]
     cluster: orders
     tag_sessions: true
-clusters:
-  - name: orders
-    ca_file: "{dep.ca_file}"
-    endpoints:
-      - {{name: gw, host: localhost, port: {gateway["port"]}, tls_name: localhost}}
-backend_identities:
-  - {{name: mi, kind: imds, endpoint: "{dep.imds_url}"}}
-logins:
-  - {{name: {USER}, password_hash: "{hash_password(PASSWORD)}"}}
-policy:
-  - {{name: ops, match: {{login: {USER}}}, clusters: [orders], databases: ["*"], write: true, backend_identity: mi}}
-throttle: {throttle}
+{gateway_cluster_yaml(dep, USER, hash_password(PASSWORD), "ops")}throttle: {throttle}
 shutdown_grace_seconds: 20
 """
 
