@@ -241,18 +241,18 @@ struct TemporaryDirectory {
     /// With a linger the writer waits for more records instead of waking per record; half a
     /// queue, `flush()` and `close()` cut the wait short.
     @Test func lingerGathersRecordsAndFlushCutsItShort() async throws {
+        // The linger is an hour, so nothing in this test depends on how loaded the machine is:
+        // a write seen before the hour is up was cut short by flush or by half a queue.
         let sink = RecordingSink()
-        let writer = SpoolWriter(capacityBytes: 1 << 20, capacityRecords: 100, sink: sink, linger: .seconds(30))
+        let writer = SpoolWriter(capacityBytes: 1 << 20, capacityRecords: 100, sink: sink, linger: .seconds(3600))
         for i in 0..<3 { #expect(writer.offer(record("f", i))) }
         try await Task.sleep(for: .milliseconds(200))
         #expect(sink.events.isEmpty, "records wait for the linger")
-        let started = ContinuousClock.now
         await writer.flush()
-        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(sink.events.map { if case .write(_, let b) = $0 { number(b) } else { -1 } } == [0, 1, 2])
 
         for i in 3..<53 { #expect(writer.offer(record("f", i))) }  // half of 100: written without waiting
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(300)
         while sink.events.count < 53, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(sink.events.count == 53)
         await writer.close()
