@@ -123,6 +123,15 @@ public final class LoginThrottle: Sendable {
         }
     }
 
+    /// How long `address` stays blocked from `now` (nil when it is not): what a refused
+    /// client is told to wait.
+    public func blockRemaining(_ address: String, now: Date = Date()) -> TimeInterval? {
+        state.withLock { s in
+            guard let until = s.entries[address]?.blockedUntil, now < until else { return nil }
+            return until.timeIntervalSince(now)
+        }
+    }
+
     /// Counts a failed login outside a ticket (a login that had no ticket to settle).
     public func recordFailure(_ address: String, now: Date = Date()) {
         settle(address, .failed, now: now, holdsTicket: false)

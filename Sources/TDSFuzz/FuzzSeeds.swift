@@ -65,6 +65,7 @@ enum FuzzSeeds {
         seeds["capture"] = [pcapng(streams: Array(streams.prefix(2)))] + hexTexts.prefix(3).map { Array($0.utf8) }
         seeds["jwt"] = jwtSeeds()
         seeds["config-yaml"] = try configSeeds(repository: repository)
+        seeds["proxy-protocol"] = proxyProtocolSeeds(then: Array(streams.first?.prefix(64) ?? []))
         for target in FuzzTargets.all {
             let dir = URL(fileURLWithPath: directory).appendingPathComponent(target.name)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -201,6 +202,34 @@ enum FuzzSeeds {
         let token = JWTFuzz.base64url(Array(#"{"alg":"RS256","kid":"fuzz-key"}"#.utf8)) + "." + JWTFuzz.base64url(Array(claims.utf8)) + ".c2ln"
         return [[0, 0] + Array(claims.utf8), [0, 2] + Array(claims.utf8), [1] + Array(token.utf8),
                 [1] + Array("a.b.c.d.e".utf8), [0, 0] + Array(#"{"aud":["x","https://database.windows.net"],"exp":"soon"}"#.utf8)]
+    }
+
+    /// PROXY headers as HAProxy and Azure Private Link write them, each followed by the
+    /// start of a TDS stream; first byte as `ProxyProtocolFuzz` reads it (1: trusted, both
+    /// versions, whole reads; 0x31: in 22-byte reads; 0: an untrusted peer).
+    static func proxyProtocolSeeds(then tds: [UInt8]) -> [[UInt8]] {
+        let v2: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+        func header(_ command: UInt8, _ family: UInt8, _ block: [UInt8]) -> [UInt8] {
+            v2 + [command, family, UInt8(block.count >> 8), UInt8(block.count & 0xFF)] + block
+        }
+        let ports: [UInt8] = [0xC3, 0x50, 0x05, 0x99]
+        let azure: [UInt8] = [0xEE, 0x00, 0x05, 0x01, 0x78, 0x56, 0x34, 0x12]
+        let ipv4: [UInt8] = [203, 0, 113, 7, 10, 0, 0, 5]
+        let noop: [UInt8] = [0x04, 0x00, 0x00]
+        let ipv6: [UInt8] = [UInt8](repeating: 0x20, count: 31) + [1]
+        func unixPath(_ path: String) -> [UInt8] { Array(path.utf8) + [UInt8](repeating: 0, count: 108 - path.utf8.count) }
+        let unix: [UInt8] = unixPath("/run/client.sock") + unixPath("/run/tdsgate.sock")
+        let headers: [[UInt8]] = [
+            Array("PROXY TCP4 203.0.113.7 10.0.0.5 50000 1433\r\n".utf8),
+            Array("PROXY TCP6 2001:db8::7 2001:db8::1 50000 1433\r\n".utf8),
+            Array("PROXY UNKNOWN\r\n".utf8),
+            header(0x21, 0x11, ipv4 + ports + azure + noop),
+            header(0x21, 0x21, ipv6 + ports),
+            header(0x20, 0x00, []),
+            header(0x21, 0x31, unix),
+        ]
+        func seed(_ first: UInt8, _ parts: [UInt8]...) -> [UInt8] { [first] + parts.flatMap { $0 } }
+        return headers.flatMap { h -> [[UInt8]] in [seed(1, h, tds), seed(0x31, h, tds), seed(0, h)] } + [seed(0, tds), seed(1, tds)]
     }
 
     static func configSeeds(repository: String) throws -> [[UInt8]] {

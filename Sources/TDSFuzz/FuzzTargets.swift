@@ -38,7 +38,6 @@ enum FuzzTargets {
 
     /// Every target. A new decoder of outside bytes gets a line here and seeds in
     /// `FuzzSeeds`; Tests/fuzz.sh picks up the list from `TDSFuzz list` on its own.
-    /// (The PROXY protocol header parser, when it lands, goes here as "proxy-protocol".)
     static let all: [FuzzTarget] = [
         FuzzTarget(name: "packets", summary: "packet headers and reassembly with the client caps (TDSMessageFramer), split at any point", run: packets),
         FuzzTarget(name: "transport", summary: "TransportFraming: TDS vs TLS bytes in each transport mode", run: transport),
@@ -53,6 +52,7 @@ enum FuzzTargets {
         FuzzTarget(name: "capture", summary: "capture readers: pcapng, pcap, hex dumps, TCP reassembly", run: capture),
         FuzzTarget(name: "jwt", summary: "Entra token validation: raw tokens, and signed tokens with fuzzed claims", run: JWTFuzz.run),
         FuzzTarget(name: "config-yaml", summary: "the proxy's YAML configuration reader", run: configYAML),
+        FuzzTarget(name: "proxy-protocol", summary: "PROXY protocol v1/v2 headers: the parser and the listener's receiver, whole vs in pieces", run: ProxyProtocolFuzz.run),
     ]
 
     // MARK: TDS framing

@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -25,8 +27,9 @@ USER, PASSWORD = "life-user", "Life-Passw0rd!"
 UNIT = interop.ROOT / "Configs" / "systemd" / "tdsgate.service"
 
 
-def _config(dep, work: Path, port: int, grace_s: int) -> str:
-    return f"""listeners:
+def _config(dep, work: Path, port: int, grace_s: int, admin_port: int | None = None) -> str:
+    admin = f"admin: {{address: 127.0.0.1, port: {admin_port}}}\n" if admin_port else ""
+    return f"""{admin}listeners:
   - name: life
     address: 127.0.0.1
     port: {port}
@@ -205,6 +208,34 @@ def test_a_second_sigterm_ends_a_long_grace_period_at_once(deployment, tmp_path)
             _scalar(session, "SELECT 1")
         ends = [e for e in _audit(tmp_path) if e["event"] == "session_end"]
         assert [e["end_reason"] for e in ends] == ["shutdown"], ends
+    finally:
+        proxy.stop()
+
+
+def _admin_status(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_readyz_answers_503_while_the_process_drains_and_healthz_stays_200(deployment, tmp_path):
+    port, admin_port = free_ports(2)
+    proxy = ProxyProcess(tmp_path, _config(deployment, tmp_path, port, grace_s=600, admin_port=admin_port), port)
+    try:
+        session = _connect(port)
+        assert _scalar(session, "SELECT 1") == 1
+        # Without probes the configured endpoint is the primary from the start: ready.
+        assert _admin_status(admin_port, "/readyz") == (200, "ready\n")
+        proxy.proc.send_signal(signal.SIGTERM)
+        _wait_for_log(proxy, "stopped accepting")
+        status, body = _admin_status(admin_port, "/readyz")
+        assert status == 503 and "draining" in body and "600 s" in body, (status, body)
+        assert _admin_status(admin_port, "/healthz") == (200, "ok\n")
+        assert _scalar(session, "SELECT 2") == 2, "the drain lets the running session go on"
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert proxy.proc.wait(timeout=15) == 0, proxy.log()
     finally:
         proxy.stop()
 

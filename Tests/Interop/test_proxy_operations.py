@@ -4,6 +4,7 @@ throttling of repeated failures, and the session tag DBAs see."""
 from __future__ import annotations
 
 import datetime
+import re
 import signal
 import socket
 import ssl
@@ -141,8 +142,13 @@ def test_repeated_failures_from_one_address_are_throttled(deployment, tmp_path):
         for _ in range(3):
             with pytest.raises(pytds.OperationalError):
                 _connect(port, password="wrong")
-        with pytest.raises(pytds.OperationalError, match="too many failed logins"):
+        with pytest.raises(pytds.OperationalError, match="too many failed logins") as refused:
             _connect(port)
+        # The message says the limit and when the address may try again.
+        assert "3 failed login(s) within 60 s" in str(refused.value), refused.value
+        assert "throttle.max_failures" in str(refused.value), refused.value
+        wait = re.search(r"may try again in (\d+) s", str(refused.value))
+        assert wait and 1 <= int(wait.group(1)) <= 3, refused.value
         time.sleep(3.5)
         with _connect(port) as conn:
             assert _query(conn, "SELECT 1")[0][0] == 1

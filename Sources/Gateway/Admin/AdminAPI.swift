@@ -33,9 +33,13 @@ enum AdminAPI {
         }
         return [
             // Health and readiness answer without the token: load balancers' and kubelets'
-            // checks cannot read a secret, and the answer tells nothing else.
+            // checks cannot read a secret, and the answer tells nothing else. A draining
+            // instance is alive (200) and not ready (503).
             HTTPRoute(.GET, "/healthz", handler: { _ in .text("ok\n") }),
             HTTPRoute(.GET, "/readyz", handler: { _ in
+                if let drain = context.readiness.drain {
+                    return .text("not ready: \(drain)\n", status: .serviceUnavailable)
+                }
                 let missing = snapshots().filter { $0.primary == nil }.map(\.name)
                 if missing.isEmpty { return .text("ready\n") }
                 return .text("not ready: no primary in cluster(s) \(missing.joined(separator: ", "))\n", status: .serviceUnavailable)

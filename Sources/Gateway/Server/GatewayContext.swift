@@ -24,6 +24,8 @@ final class GatewayContext: Sendable {
     let metrics = GatewayMetrics()
     /// The packet dump (`dump:`, `--dump`, `POST /v1/dump`).
     let dump: DumpController
+    /// Draining or not, for `/readyz`.
+    let readiness = InstanceReadiness()
 
     init(config: GatewayConfig, httpClient: HTTPClient, logger: Logger) throws {
         self.config = config

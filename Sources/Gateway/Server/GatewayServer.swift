@@ -222,11 +222,13 @@ public final class GatewayServer: Service, Sendable {
 
     /// Stop accepting, let sessions finish for up to `grace`, then ask the rest to end.
     func closeListenersAndSessions(grace: Duration) async {
+        // Cancelled: the group is failing, nobody waits for a grace period.
+        let grace = Task.isCancelled ? .zero : grace
+        // Before the listeners close, so no balancer's check sees "ready" from an instance that no longer accepts.
+        context.readiness.startDraining(.shutdown(graceSeconds: grace.components.seconds))
         let all = listeners.withLock { c in defer { c = [] }; return c }
         for c in all { try? await c.close() }
         let open = sessions.withLock { Array($0.values) }
-        // Cancelled: the group is failing, nobody waits for a grace period.
-        let grace = Task.isCancelled ? .zero : grace
         context.logger.info("stopped accepting; waiting for sessions", metadata: ["sessions": "\(open.count)", "grace_s": "\(grace.components.seconds)"])
         notifier?.send(.status("stopped accepting; waiting up to \(grace.components.seconds) s for \(open.count) session(s)"))
         let outcome = await waitForClose(of: open, within: grace, forceable: true)

@@ -49,7 +49,11 @@ struct SessionLogin {
         guard let ticket = await context.throttle.admit(clientAddress) else {
             if Task.isCancelled { throw .cancelled }
             context.metrics.loginThrottled(listener: listener.name)
-            throw LoginRefusal(message: "Login failed: too many failed logins from \(clientAddress); try again later.")
+            let throttle = context.throttle
+            // Unblocked between the refusal and this look: the block was about to end.
+            let remaining = throttle.blockRemaining(clientAddress) ?? 1
+            throw LoginRefusal.throttled(address: clientAddress, maxFailures: throttle.maxFailures, windowSeconds: Int(throttle.window),
+                                         retryAfterSeconds: max(1, Int(remaining.rounded(.up))))
         }
         let principal: Principal
         switch await checkCredentials(login) {
@@ -65,12 +69,12 @@ struct SessionLogin {
         }
         if Task.isCancelled { throw .cancelled }
         guard let runtime = context.cluster(for: listener) else {
-            throw LoginRefusal(message: "Login failed: listener '\(listener.name)' has no cluster to send sessions to.")
+            throw LoginRefusal.noCluster(listener: listener.name, named: listener.cluster, clusters: context.clusters.keys.sorted())
         }
         let cluster = runtime.config
         let database = login.database.isEmpty ? (cluster.databases.first ?? "") : login.database
         if !cluster.databases.isEmpty, !cluster.databases.contains(where: { $0.lowercased() == database.lowercased() }) {
-            throw LoginRefusal(message: "Login failed: database '\(database)' is not served by cluster '\(cluster.name)'.")
+            throw LoginRefusal.databaseNotServed(database: database, cluster: cluster.name, served: cluster.databases)
         }
         let decision = context.policy.decide(principal: principal, cluster: cluster.name, database: database, readOnlyIntent: login.readOnlyIntent)
         let rule: PolicyRule
@@ -139,7 +143,7 @@ struct SessionLogin {
             switch exchange.step(token) {
             case .continueNeeded(let reply):
                 guard let sspi else {
-                    return .notChecked(LoginRefusal(message: "Login failed: the Kerberos exchange needs another step and this session cannot carry one."))
+                    return .notChecked(.kerberosNeedsAnotherStep)
                 }
                 do {
                     token = try await sspi.exchange(reply)
