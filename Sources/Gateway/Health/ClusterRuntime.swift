@@ -14,6 +14,8 @@ final class ClusterRuntime: Sendable {
     private let logger: Logger
     let metrics: GatewayMetrics?
     let audit: AuditLog?
+    /// The backend connection pool (`pool:`), nil when the cluster does not pool.
+    let pool: BackendPool?
 
     /// A relayed session, for closing it when its endpoint is demoted.
     struct SessionHandle: Sendable {
@@ -36,6 +38,7 @@ final class ClusterRuntime: Sendable {
         self.logger = logger
         self.metrics = metrics
         self.audit = audit
+        pool = config.pool.map { BackendPool(config: $0, cluster: config.name) }
         let spec = ClusterSpec(
             name: config.name, databases: config.databases,
             endpoints: config.endpoints.map { e in
@@ -197,6 +200,19 @@ final class ClusterRuntime: Sendable {
     var currentPrimary: String? { state.withLock { $0.topology.currentPrimary } }
 
     /// Open sessions, oldest first.
+    /// Closes the pool's idle connections that are retired, idle too long, or to an
+    /// endpoint the router would not send this kind of session to now.
+    func sweepPool(unusable extra: Set<String> = []) {
+        guard let pool else { return }
+        let unusable = state.withLock { s in
+            Set(config.endpoints.map(\.name).filter { name in
+                guard let e = s.topology[name] else { return true }
+                return !(e.health.isUp && e.health.admin.acceptsNewSessions)
+            })
+        }
+        pool.sweep(unusableEndpoints: unusable.union(extra))
+    }
+
     func sessions() -> [SessionInfo] {
         state.withLock { s in s.sessions.values.flatMap { $0.values.map(\.info) } }.sorted { ($0.openedAt, $0.id) < ($1.openedAt, $1.id) }
     }
@@ -224,8 +240,10 @@ final class ClusterRuntime: Sendable {
                     "sessions": "\(victims.count)", "policy": "\(policy)",
                 ])
                 for v in victims { v.close(policy == .afterCurrentRequest) }
+                pool?.sweep(unusableEndpoints: [endpoint])
             case .endpointDown(let endpoint, let reason, _):
                 logger.warning("endpoint down", metadata: ["cluster": "\(config.name)", "endpoint": "\(endpoint)", "reason": "\(reason)"])
+                pool?.sweep(unusableEndpoints: [endpoint])
             case .endpointUp(let endpoint, _):
                 logger.info("endpoint up", metadata: ["cluster": "\(config.name)", "endpoint": "\(endpoint)"])
             default:

@@ -38,23 +38,35 @@ public struct TeardownService: Service, CustomStringConvertible {
     }
 }
 
-/// One probe loop per endpoint of every cluster that configures `probe:`, until shutdown.
+/// One probe loop per endpoint of every cluster that configures `probe:`, and the sweep of
+/// the clusters' backend connection pools (idle timeout, lifetime, unusable endpoints) once
+/// a second, until shutdown.
 struct ProberService: Service, CustomStringConvertible {
     let probers: [Prober]
-    var description: String { "probers(\(probers.count))" }
+    var pools: [ClusterRuntime] = []
+    var description: String { "probers(\(probers.count)), pools(\(pools.count))" }
 
     func run() async throws {
-        guard !probers.isEmpty else {
+        guard !probers.isEmpty || !pools.isEmpty else {
             // A service that returns early would end the group.
             try? await gracefulShutdown()
             return
         }
         let probers = self.probers
+        let pools = self.pools
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 for prober in probers { group.addTask { await prober.run() } }
+                if !pools.isEmpty {
+                    group.addTask {
+                        while (try? await Task.sleep(for: .seconds(1))) != nil {
+                            for runtime in pools { runtime.sweepPool() }
+                        }
+                    }
+                }
             }
         }
+        for runtime in pools { runtime.pool?.closeIdle() }
     }
 }
 

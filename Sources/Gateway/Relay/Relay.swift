@@ -8,7 +8,8 @@ import TDSNIO
 /// `RelaySession`, moving TDS packets, or SMP packets when the session negotiated MARS.
 enum Relay {
     static func start(client ctx: ChannelHandlerContext, backend: BackendLeg, info: SessionInfo, cluster: ClusterRuntime,
-                      intent: SessionIntent, record: SessionRecord, tap: SessionTap? = nil) throws {
+                      intent: SessionIntent, record: SessionRecord, tap: SessionTap? = nil,
+                      pooled: PooledConnection? = nil) throws {
         let endpoint = info.endpoint
         ctx.eventLoop.assertInEventLoop()
         precondition(backend.channel.eventLoop === ctx.eventLoop, "both legs of a session share one event loop")
@@ -64,8 +65,37 @@ enum Relay {
             cluster.sessionClosed(on: endpoint, id: id)
             metrics?.session(cluster: clusterName, endpoint: endpoint, intent: intent.rawValue, delta: -1)
         }
-        // The backend leg closing on its own ends the session too (RelayHandler), but a
-        // backend that never saw a read must not outlive its client.
-        ctx.channel.closeFuture.whenComplete { _ in backend.close() }
+        guard let pooled, let pool = cluster.pool else {
+            // The backend leg closing on its own ends the session too (RelayHandler), but a
+            // backend that never saw a read must not outlive its client.
+            ctx.channel.closeFuture.whenComplete { _ in backend.close() }
+            return
+        }
+        // Pooled: when the client leaves, the backend leg goes back to the pool, drained and
+        // reset; a session that ends any other way closes it.
+        session.onClientLeft = { requestInFlight in
+            let ops = backend.channel.pipeline.syncOperations
+            let clean = !toClient.holdsPartialUnit && backend.channel.isActive
+            ops.removeHandler(toClient, promise: nil)
+            do {
+                try ops.addHandlers([framing, messages])
+            } catch {
+                pool.release(pooled, reusable: false)
+                return
+            }
+            guard clean else {
+                pool.release(pooled, reusable: false)
+                return
+            }
+            // The client may have been slow to read: the relay then stopped reading this leg.
+            backend.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            Task {
+                let ok = await PoolReset.run(backend, requestInFlight: requestInFlight)
+                pool.release(pooled, reusable: ok)
+            }
+        }
+        ctx.channel.closeFuture.whenComplete { _ in
+            if !bound.value.returnedToPool { pool.release(pooled, reusable: false) }
+        }
     }
 }

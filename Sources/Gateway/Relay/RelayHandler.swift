@@ -8,6 +8,11 @@ final class RelaySession {
     var state = RelayState()
     let framing: RelayFraming
     let record: SessionRecord
+    /// Pooled sessions: the client left, the backend leg goes back to the pool (argument:
+    /// a request was in flight). Set by `Relay.start`.
+    var onClientLeft: ((_ requestInFlight: Bool) -> Void)?
+    /// The backend leg was handed back to the pool instead of closed.
+    private(set) var returnedToPool = false
     private var clientContext: ChannelHandlerContext?
     private var serverContext: ChannelHandlerContext?
 
@@ -29,6 +34,13 @@ final class RelaySession {
     func end(_ reason: SessionEndReason) {
         guard state.end(reason) else { return }
         record.end(reason)
+        if case .clientClosed = reason, let onClientLeft {
+            self.onClientLeft = nil
+            returnedToPool = true
+            clientContext?.close(promise: nil)
+            onClientLeft(!state.inFlight.isEmpty)
+            return
+        }
         for context in [serverContext, clientContext] {
             context?.flush()
             context?.close(promise: nil)
@@ -56,6 +68,8 @@ final class RelayHandler: ChannelInboundHandler, RemovableChannelHandler {
     var tapPoint: RelayTapPoint?
     private var context: ChannelHandlerContext?
     private var pending: ByteBuffer?
+    /// Part of a unit was read and not yet sent on (the leg is mid-packet).
+    var holdsPartialUnit: Bool { pending != nil }
     private let framing: RelayFraming
 
     init(reads leg: RelayState.Leg, session: RelaySession) {

@@ -203,7 +203,7 @@ public final class GatewayServer: Service, Sendable {
             httpClient: TeardownService("http-client") { try? await httpClient.shutdown() },
             audit: TeardownService("audit") { await context.audit?.close() },
             dump: TeardownService("dump") { await context.dump.close() },
-            probers: ProberService(probers: probers),
+            probers: ProberService(probers: probers, pools: context.clusters.values.filter { $0.pool != nil }),
             certificateWatcher: CertificateWatcherService(interval: .seconds(5)) { [weak self] in self?.reload(force: false) },
             admin: TeardownService("admin") { try? await admin?.stop() },
             listeners: TeardownService("listeners") { [self] in await self.closeListenersAndSessions(grace: grace) })

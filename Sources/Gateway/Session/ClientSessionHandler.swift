@@ -324,7 +324,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
         record.principal = r.principal.name
         do {
             try Relay.start(client: ctx, backend: r.backend, info: info, cluster: r.cluster, intent: r.intent,
-                            record: record, tap: tap)
+                            record: record, tap: tap, pooled: r.pooled)
             tap.identified(info)
         } catch {
             record.end(.error("the relay could not start: \(error)"))
@@ -336,7 +336,7 @@ final class ClientSessionHandler: ChannelInboundHandler, RemovableChannelHandler
             "session": "\(record.id)", "client": "\(record.clientAddress)", "principal": "\(r.principal.name)",
             "method": "\(r.principal.method.rawValue)", "cluster": "\(r.cluster.config.name)", "endpoint": "\(r.endpoint)", "database": "\(r.database)",
             "intent": "\(login.readOnlyIntent ? "ReadOnly" : "ReadWrite")", "backend": "\(r.backend.target)",
-            "redirects": "\(r.hops)", "retries": "\(r.retries)",
+            "redirects": "\(r.hops)", "retries": "\(r.retries)", "pooled": "\(r.pooled == nil ? "no" : (r.reused ? "reused" : "new"))",
             "login_ms": "\(record.elapsedMs)",
         ])
     }

@@ -18,6 +18,11 @@ struct SessionLoginResult {
     var hops: Int
     var retries: Int
     var backendIdentity: String
+    /// The pool's connection when the cluster pools (`pool:`): the relay gives it back when
+    /// the client leaves.
+    var pooled: PooledConnection? = nil
+    /// The connection was taken from the pool (no backend login happened for this session).
+    var reused = false
 }
 
 /// The login of one client session, from its LOGIN7 to a logged-in backend connection:
@@ -181,6 +186,11 @@ struct SessionLogin {
         var routeReason = RouteReason.primary
         var endpoint: EndpointConfig?
         var loggedIn: BackendLoginAttempt.Reply?
+        // Session mode pooling; MARS sessions are not pooled (their SMP state is the client's).
+        let pool = mars ? nil : runtime.pool
+        var slot: BackendPool.PoolSlot?
+        var tokenExpiresOn = Date.distantFuture
+        defer { if let slot { pool?.abandon(slot) } }
         let tag = (rule.tagAppName || listener.tagSessions) ? sessionTag(principal: principal.name) : nil
         var action = plan.start(now: .now)
         while true {
@@ -219,6 +229,47 @@ struct SessionLogin {
                 guard let endpoint, endpoint.name == target.endpoint else {
                     preconditionFailure("an attempt for '\(target.endpoint)' that the router did not choose")
                 }
+                if let pool, target.redirect == nil, slot?.key.endpoint != endpoint.name {
+                    if let old = slot {
+                        pool.abandon(old)
+                        slot = nil
+                    }
+                    let shape = backendLogin7(from: login, accessToken: "", fedAuthEcho: false, nonce: nil,
+                                              appNameTag: tag, forceReadOnly: forceReadOnly)
+                    let key = PoolKey(endpoint: endpoint.name, backendIdentity: rule.backendIdentity, database: database, backendLogin: shape)
+                    switch await pool.acquire(key: key, loop: eventLoop) {
+                    case .reused(let c):
+                        guard c.leg.channel.isActive else {
+                            // Closed by the server a moment ago: give it back, ask again.
+                            pool.release(c, reusable: false)
+                            continue
+                        }
+                        let clientReply: ByteBuffer
+                        do {
+                            clientReply = try clientLoginReply(c.loginReply, clientFeatures: Set(login.features.map(\.id)),
+                                                               clientSentFeatureExt: login.hasFeatureExtension)
+                        } catch {
+                            pool.release(c, reusable: false)
+                            throw LoginRefusal(message: "Login failed: the pooled login reply from cluster '\(cluster.name)' is malformed: \(error)")
+                        }
+                        context.record(.backendChosen(
+                            session: auditSession, cluster: cluster.name, endpoint: endpoint.name,
+                            role: runtime.currentPrimary == endpoint.name ? .primary : (endpoint.geo ? .geoSecondary : .secondary),
+                            backendIdentity: rule.backendIdentity, redirectHops: 0, retries: plan.retries,
+                            routeReason: (matchedRule.rule.map { "rule \($0): \(routeReason)" } ?? "\(routeReason)") + ", pooled connection"))
+                        return SessionLoginResult(backend: c.leg, clientReply: clientReply, principal: principal, cluster: runtime,
+                                                  endpoint: endpoint.name, intent: intent, database: c.database,
+                                                  hops: 0, retries: plan.retries, backendIdentity: rule.backendIdentity,
+                                                  pooled: c, reused: true)
+                    case .connect(let s):
+                        slot = s
+                    case .refused:
+                        if Task.isCancelled { throw .cancelled }
+                        throw LoginRefusal.resourceLimit(
+                            cluster: cluster.name,
+                            "tdsgate's pool for endpoint '\(endpoint.name)' and backend identity '\(rule.backendIdentity)' holds its limit of \(pool.config.maxBackendConnections) connections (pool.max_backend_connections) and none came free within \(pool.config.acquireTimeoutMs) ms")
+                    }
+                }
                 let token: AccessToken
                 do {
                     token = try await context.tokens.token(identity: rule.backendIdentity)
@@ -227,6 +278,7 @@ struct SessionLogin {
                     throw LoginRefusal(message: "Login failed: tdsgate could not get an access token for backend identity '\(rule.backendIdentity)': \(error)")
                 }
                 let accessToken = token.token
+                tokenExpiresOn = token.expiresOn
                 let backendLogin: BackendLoginAttempt.Login7Builder = { echo, nonce in
                     backendLogin7(from: login, accessToken: accessToken, fedAuthEcho: echo, nonce: nonce,
                                   appNameTag: tag, forceReadOnly: forceReadOnly)
@@ -266,9 +318,17 @@ struct SessionLogin {
                         role: runtime.currentPrimary == endpoint.name ? .primary : (endpoint.geo ? .geoSecondary : .secondary),
                         backendIdentity: rule.backendIdentity, redirectHops: plan.hops, retries: plan.retries,
                         routeReason: matchedRule.rule.map { "rule \($0): \(routeReason)" } ?? "\(routeReason)"))
+                    let finalDatabase = reply.parsed.database ?? database
+                    var pooled: PooledConnection?
+                    if let pool, let s = slot {
+                        slot = nil
+                        pooled = pool.connected(s, leg: reply.leg, loginReply: reply.payload, database: finalDatabase,
+                                                tokenExpiresOn: tokenExpiresOn)
+                    }
                     return SessionLoginResult(backend: reply.leg, clientReply: clientReply, principal: principal, cluster: runtime,
-                                              endpoint: endpoint.name, intent: intent, database: reply.parsed.database ?? database,
-                                              hops: plan.hops, retries: plan.retries, backendIdentity: rule.backendIdentity)
+                                              endpoint: endpoint.name, intent: intent, database: finalDatabase,
+                                              hops: plan.hops, retries: plan.retries, backendIdentity: rule.backendIdentity,
+                                              pooled: pooled)
                 } catch {
                     reply.leg.close()
                     throw LoginRefusal(message: "Login failed: the login reply from cluster '\(cluster.name)' is malformed: \(error)")
