@@ -124,6 +124,7 @@ struct ConfigEnumTests {
         ("    demotion: later", "clusters.orders.demotion", "unknown value 'later' (expected one of: immediately, after_request)"),
         ("    connection_policy: redirekt", "clusters.orders.connection_policy", "unknown value 'redirekt' (did you mean 'redirect'?)"),
         ("    pool: {mode: statement}", "clusters.orders.pool.mode", "unknown mode 'statement' (expected one of: session, transaction)"),
+        ("    pool: {mode: transaction}", "clusters.orders.pool.mode", "transaction mode is not available in this version of tdsgate; use mode: session"),
         ("    balancing: [round_robin]", "clusters.orders.balancing", "expected a single value, found a list"),
     ])
     func refusedInCluster(line: String, path: String, message: String) {
@@ -274,14 +275,14 @@ struct ConfigPoolKeyTests {
     @Test func values() throws {
         let pool = try parsed(config(cluster: """
                 pool:
-                  mode: transaction
+                  mode: session
                   max_backend_connections: 50
                   min_idle: 5
                   idle_timeout_s: 60
                   max_lifetime_s: 1800
                   acquire_timeout_ms: 0
             """)).clusters[0].pool
-        #expect(pool == PoolConfig(mode: .transaction, maxBackendConnections: 50, minIdle: 5, idleTimeoutSeconds: 60,
+        #expect(pool == PoolConfig(mode: .session, maxBackendConnections: 50, minIdle: 5, idleTimeoutSeconds: 60,
                                    maxLifetimeSeconds: 1_800, acquireTimeoutMs: 0))
     }
 

@@ -115,6 +115,10 @@ extension ConfigReader {
             }
         }
         if let pool = cluster.pool, let poolPlace = place.pool {
+            if pool.mode == .transaction {
+                // Refused rather than quietly run as session mode: the two share backends differently.
+                report(poolPlace.key("mode"), "transaction mode is not available in this version of tdsgate; use mode: session")
+            }
             if pool.minIdle > pool.maxBackendConnections, !hasProblem(at: poolPlace.key("max_backend_connections")) {
                 report(poolPlace.key("min_idle"), "must not exceed max_backend_connections (\(pool.maxBackendConnections)), found \(pool.minIdle)")
             }
