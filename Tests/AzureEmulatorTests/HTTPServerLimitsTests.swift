@@ -268,7 +268,7 @@ struct HTTPServerConnectionCapTests {
 
     @Test func connectionsBeyondTheCapGet503AndAdmittedOnesKeepWorking() async throws {
         let routes = [HTTPRoute(.GET, "/ok") { _ in .text("ok\n") }]
-        try await withHTTPServer(routes: routes, limits: HTTPServerLimits(maxConnections: 2)) { port, server in
+        try await withHTTPServer(routes: routes, limits: HTTPServerLimits(headerTimeout: .seconds(120), bodyTimeout: .seconds(120), idleTimeout: .seconds(120), maxConnections: 2)) { port, server in
             // Two kept-alive connections hold both places (a first answer proves each admitted).
             try await Self.connect(port).executeThenClose { firstIn, firstOut in
                 var first = firstIn.makeAsyncIterator()

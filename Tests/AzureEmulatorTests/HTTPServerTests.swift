@@ -95,7 +95,7 @@ struct HTTPServerTests {
     }
 
     @Test func rejectsOversizedBodies() async throws {
-        try await withHTTPServer(routes: Self.routes, limits: HTTPServerLimits(maxBodyBytes: 1024)) { port, _ in
+        try await withHTTPServer(routes: Self.routes, limits: HTTPServerLimits(maxBodyBytes: 1024, headerTimeout: .seconds(120), bodyTimeout: .seconds(120), idleTimeout: .seconds(120))) { port, _ in
             let small = try await RawHTTPClient.send(RawHTTPRequest("POST", "/echo", body: Array(repeating: 0x61, count: 1024)), port: port)
             #expect(small.status == 200)
             #expect(try small.json()["length"] == 1024)
